@@ -1,0 +1,3 @@
+from distillserve.cli import main
+
+main()

@@ -1,0 +1,210 @@
+"""All configuration, typed in one place.
+
+Sources, highest priority first: explicit keyword arguments, environment variables
+(``DISTILLSERVE_`` prefix, ``__`` between nested keys, e.g.
+``DISTILLSERVE_TEACHER__URL``), the YAML file named by ``--config`` or
+``DISTILLSERVE_CONFIG``, then the defaults below. The defaults are the all-local
+embedded setup: embedded student on the testbed model, testbed teacher, no network.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def cache_dir() -> Path:
+    """Where prepared models and fixtures live: inside the project, never a shared /tmp."""
+    return Path(os.environ.get("DISTILLSERVE_CACHE_DIR", REPO_ROOT / ".cache")).resolve()
+
+
+BackendKind = Literal["embedded", "openai", "vllm", "triton", "testbed"]
+
+
+class BackendConfig(BaseModel):
+    """One model endpoint: the student or the teacher."""
+
+    kind: BackendKind
+    # The name clients use to pin this backend (``model`` field), and the name listed in /v1/models.
+    name: str
+    # openai / vllm / triton: base URL of the upstream server (``http://host:port/v1`` for OpenAI-style).
+    url: str | None = None
+    api_key: SecretStr | None = None
+    # Model name to send upstream; defaults to ``name``.
+    upstream_model: str | None = None
+    # embedded: a HF model directory, or one of the prepared aliases ``testbed-student`` / ``smollm2``.
+    model_path: str | None = None
+    connect_timeout_s: float = 5.0
+    # Total time allowed for a blocking answer, and between two streamed chunks.
+    timeout_s: float = 120.0
+    max_connections: int = 256
+    # embedded engine tuning
+    max_batch_size: int = 16
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "auto"
+    device: str = "auto"
+    # triton: model name on the server
+    triton_model: str | None = None
+    triton_grpc_url: str | None = None
+    # vllm: production engine settings the deploy files pass through to ``vllm serve``.
+    vllm_args: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def served_model(self) -> str:
+        return self.upstream_model or self.name
+
+
+class ServerConfig(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Bearer keys accepted on /v1/*; empty means no auth.
+    api_keys: list[SecretStr] = Field(default_factory=list)
+    # Required on /admin/*; None disables the admin API.
+    admin_key: SecretStr | None = None
+    max_body_bytes: int = 1_000_000
+    # Remove reasoning traces (<think>…</think> / reasoning_content) from what clients see.
+    # The teacher log always keeps them whole.
+    strip_reasoning: bool = False
+    # Name of the virtual model that asks the router.
+    auto_model_name: str = "auto"
+
+
+class RouterConfig(BaseModel):
+    scorer: str = "heuristic"
+    policy: Literal["threshold", "target_share"] = "threshold"
+    # Requests scoring at or above this go to the teacher.
+    threshold: float = 0.5
+    # target_share policy: fraction of traffic the teacher should receive.
+    target_teacher_share: float = 0.2
+    window: int = 500
+    # Per-API-key overrides: key -> "student" | "teacher" | threshold as a float.
+    key_overrides: dict[str, str | float] = Field(default_factory=dict)
+    # Request header that forces a route ("student" or "teacher").
+    force_header: str = "x-distillserve-route"
+    scorer_timeout_s: float = 0.05
+    # Learned scorer / cascade settings.
+    embedding_model: str | None = None
+    cascade_min_logprob: float = -1.0
+
+
+class TeacherLogConfig(BaseModel):
+    enabled: bool = True
+    sink: Literal["kafka", "file", "none"] = "kafka"
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic: str = "distillserve.teacher-log"
+    dead_letter_topic: str = "distillserve.teacher-log.dlq"
+    partitions: int = 6
+    queue_size: int = 100_000
+    spool_dir: str | None = None
+    spool_max_bytes: int = 1 << 30
+    compression: Literal["none", "gzip", "lz4"] = "gzip"
+    # Pass-through security settings for a production cluster (kafka-python names).
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    # Top-k teacher logprobs to request for token-level distillation (0 = none).
+    teacher_top_logprobs: int = 0
+    # Share of student-routed requests also sent to the teacher (shadow pairs for drift and router).
+    shadow_rate: float = 0.0
+
+
+class DistillerConfig(BaseModel):
+    group_id: str = "distillserve-distiller"
+    trigger_records: int = 256
+    trigger_seconds: float = 300.0
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    target_modules: list[str] | str = "all-linear"
+    learning_rate: float = 2e-3
+    epochs: int = 3
+    batch_size: int = 16
+    max_seq_len: int = 256
+    # Token-level KD: loss = alpha * CE + (1 - alpha) * T^2 * KL.
+    kd_alpha: float = 0.5
+    kd_temperature: float = 2.0
+    learn_reasoning: bool = True
+    replay_ratio: float = 0.5
+    holdout_fraction: float = 0.1
+    promote_margin: float = 0.02
+    max_regression: float = 0.02
+    auto_promote: bool = True
+    seed: int = 0
+
+
+class RegistryConfig(BaseModel):
+    # Local directory or any fsspec URL.
+    url: str = str(cache_dir() / "registry")
+
+
+class MonitoringConfig(BaseModel):
+    shadow_rate: float = 0.0
+    agreement_window: int = 200
+    distiller_metrics_port: int = 0
+
+
+def _default_student() -> BackendConfig:
+    return BackendConfig(kind="embedded", name="student", model_path="testbed-student")
+
+
+def _default_teacher() -> BackendConfig:
+    return BackendConfig(kind="testbed", name="teacher")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DISTILLSERVE_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    student: BackendConfig = Field(default_factory=_default_student)
+    teacher: BackendConfig = Field(default_factory=_default_teacher)
+    router: RouterConfig = Field(default_factory=RouterConfig)
+    teacher_log: TeacherLogConfig = Field(default_factory=TeacherLogConfig)
+    distiller: DistillerConfig = Field(default_factory=DistillerConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        yaml_path = os.environ.get("DISTILLSERVE_CONFIG")
+        if yaml_path:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_path))
+        return tuple(sources)
+
+
+class ConfigError(ValueError):
+    """The configuration file or environment is invalid; the message says where."""
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from ``path`` (YAML) plus the environment, with clear errors."""
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        os.environ["DISTILLSERVE_CONFIG"] = str(p)
+    try:
+        return Settings(**overrides)
+    except Exception as exc:  # pydantic's ValidationError already names each field
+        raise ConfigError(f"invalid configuration: {exc}") from exc

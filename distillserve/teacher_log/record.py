@@ -1,0 +1,83 @@
+"""The teacher-log record: the contract between the gateway and the distiller.
+
+Schema-versioned JSON. ``key`` groups one conversation into one Kafka partition.
+Bump ``SCHEMA_VERSION`` on any incompatible change; readers reject versions they
+do not know (the record then goes to the dead-letter topic).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+class TokenLogprob(BaseModel):
+    """One generated token, its log-probability and the teacher's top-k alternatives."""
+
+    model_config = ConfigDict(extra="ignore")
+    token: str
+    logprob: float
+    top: list[tuple[str, float]] = Field(default_factory=list)
+
+
+class TeacherLogRecord(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    schema_version: int = SCHEMA_VERSION
+    # "teacher": a request the teacher served; "shadow": a student-served request also asked of the teacher.
+    kind: Literal["teacher", "shadow"] = "teacher"
+    request_id: str
+    timestamp: float = Field(default_factory=time.time)
+    key: str
+    endpoint: Literal["chat", "completions"] = "chat"
+    messages: list[dict[str, Any]] | None = None
+    prompt: str | None = None
+    sampling: dict[str, Any] = Field(default_factory=dict)
+    difficulty: float | None = None
+    route: str = "teacher"
+    teacher_model: str
+    teacher_backend: str
+    response_text: str
+    reasoning_content: str | None = None
+    finish_reason: str | None = None
+    usage: dict[str, int] = Field(default_factory=dict)
+    logprobs: list[TokenLogprob] | None = None
+    # Shadow pairs: what the student answered to the same prompt.
+    student_model: str | None = None
+    student_text: str | None = None
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> TeacherLogRecord:
+        """Parse a record; raises ``ValueError`` for malformed JSON or an unknown schema version."""
+        obj = orjson.loads(data)
+        if not isinstance(obj, dict):
+            raise ValueError("teacher-log record must be a JSON object")
+        version = obj.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"unsupported teacher-log schema_version {version!r}")
+        return cls.model_validate(obj)
+
+
+def conversation_key(messages: list[dict[str, Any]] | None, prompt: str | None, user: str | None) -> str:
+    """Stable key of a conversation: the user plus its first user turn (or the prompt).
+
+    Later turns of the same conversation share the first turn, so they hash to the same partition.
+    """
+    first = prompt or ""
+    if messages:
+        for m in messages:
+            if m.get("role") == "user":
+                c = m.get("content")
+                first = c if isinstance(c, str) else orjson.dumps(c).decode()
+                break
+    h = hashlib.blake2b(f"{user or ''}\x00{first}".encode(), digest_size=12)
+    return h.hexdigest()
