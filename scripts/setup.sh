@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Create .venv with every pinned dependency (offline-capable afterwards). Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+UV_VERSION=0.13.9
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+if ! .venv/bin/uv --version 2>/dev/null | grep -q "$UV_VERSION"; then
+  .venv/bin/python -m pip install -q "uv==$UV_VERSION" 2>&1 | grep -v "is ignored" || true
+fi
+# torch 2.13.0+cpu comes from the wheel on local disk; --no-deps installs exactly the lock,
+# which leaves out the CUDA builds of torchvision/torchaudio/torchcodec that break transformers.
+UV=(.venv/bin/uv pip install --python .venv/bin/python --no-deps --index-strategy unsafe-best-match)
+[ -d /opt/wheels ] && UV+=(--find-links /opt/wheels)
+"${UV[@]}" -q -r requirements.lock
+"${UV[@]}" -q -r requirements-nodeps.txt
+"${UV[@]}" -q -e .
+mkdir -p .cache
+echo "setup: .venv ready ($(.venv/bin/python -c 'import torch, vllm; print("torch", torch.__version__, "vllm", vllm.__version__)'))"
