@@ -56,6 +56,10 @@ class BackendConfig(BaseModel):
     # triton: model name on the server
     triton_model: str | None = None
     triton_grpc_url: str | None = None
+    # testbed teacher only: emulate a reasoning teacher and a slow one.
+    reasoning_format: Literal["none", "think_tags", "reasoning_content"] = "none"
+    first_token_delay_s: float = 0.0
+    token_delay_s: float = 0.0
     # vllm: production engine settings the deploy files pass through to ``vllm serve``.
     vllm_args: dict[str, Any] = Field(default_factory=dict)
 

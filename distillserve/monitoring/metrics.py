@@ -37,12 +37,16 @@ BACKEND_ERRORS = Counter(
     "distillserve_backend_errors_total", "Backend failures by kind.", ["backend", "route", "kind"]
 )
 FALLBACKS = Counter(
-    "distillserve_fallbacks_total", "Requests re-routed because their backend failed.", ["from_route", "to_route"]
+    "distillserve_fallbacks_total",
+    "Requests re-routed because their backend failed.",
+    ["from_route", "to_route"],
 )
 
 # --- router --------------------------------------------------------------------------------------
 ROUTE_DECISIONS = Counter(
-    "distillserve_route_decisions_total", "Routing decisions for model=auto and pinned models.", ["route", "reason"]
+    "distillserve_route_decisions_total",
+    "Routing decisions for model=auto and pinned models.",
+    ["route", "reason"],
 )
 ROUTER_DIFFICULTY = Histogram(
     "distillserve_router_difficulty_score",
@@ -81,24 +85,28 @@ TEACHER_LOG_CONSUMER_LAG = Gauge(
 )
 
 # --- distiller and adapters ----------------------------------------------------------------------
-DISTILLER_RUNS = Counter(
-    "distillserve_distiller_runs_total", "Training runs by outcome.", ["outcome"]
-)
+DISTILLER_RUNS = Counter("distillserve_distiller_runs_total", "Training runs by outcome.", ["outcome"])
 DISTILLER_RUN_DURATION = Histogram(
     "distillserve_distiller_run_duration_seconds",
     "Wall time of one training run including evaluation.",
     buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
 )
 DISTILLER_LOSS = Gauge("distillserve_distiller_loss", "Final training loss of the last run.", ["kind"])
-DISTILLER_RECORDS = Counter("distillserve_distiller_records_total", "Records consumed by outcome.", ["outcome"])
+DISTILLER_RECORDS = Counter(
+    "distillserve_distiller_records_total", "Records consumed by outcome.", ["outcome"]
+)
 DISTILLER_LAST_RUN = Gauge(
     "distillserve_distiller_last_run_timestamp_seconds", "Unix time the last training run finished."
 )
 ADAPTER_EVAL = Gauge(
-    "distillserve_adapter_eval_score", "Evaluation results per adapter version.", ["version", "dataset", "metric"]
+    "distillserve_adapter_eval_score",
+    "Evaluation results per adapter version.",
+    ["version", "dataset", "metric"],
 )
 LIVE_ADAPTER = Gauge(
-    "distillserve_live_adapter_info", "1 for the adapter version serving the student route.", ["base", "version"]
+    "distillserve_live_adapter_info",
+    "1 for the adapter version serving the student route.",
+    ["base", "version"],
 )
 ADAPTER_SWAPS = Counter("distillserve_adapter_swaps_total", "Hot-swaps by outcome.", ["outcome"])
 ADAPTER_SWAP_DURATION = Histogram(
@@ -118,5 +126,7 @@ STUDENT_AGREEMENT_BASELINE = Gauge(
     ["adapter"],
 )
 STUDENT_DRIFT = Gauge(
-    "distillserve_student_drift_ratio", "Baseline agreement minus rolling agreement (positive = worse).", ["adapter"]
+    "distillserve_student_drift_ratio",
+    "Baseline agreement minus rolling agreement (positive = worse).",
+    ["adapter"],
 )

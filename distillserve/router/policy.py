@@ -58,7 +58,7 @@ class TargetSharePolicy(RoutingPolicy):
             self._threshold = 0.0
         else:
             # The (1 - share) quantile: that share of recent scores lies at or above it.
-            k = min(n - 1, max(0, int(round((1.0 - self.target_share) * n))))
+            k = min(n - 1, max(0, round((1.0 - self.target_share) * n)))
             self._threshold = self._sorted[k]
 
     def threshold(self) -> float:

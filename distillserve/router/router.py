@@ -50,7 +50,9 @@ class Router:
             log.warning("scorer %s failed (%s); using heuristic", self.scorer.name, reason)
             return self._fallback.score_sync(prompt)
 
-    async def decide(self, prompt: str, *, forced: str | None = None, api_key: str | None = None) -> RouteDecision:
+    async def decide(
+        self, prompt: str, *, forced: str | None = None, api_key: str | None = None
+    ) -> RouteDecision:
         if forced in ("student", "teacher"):
             return RouteDecision(forced, float("nan"), "none", "forced")  # type: ignore[arg-type]
         override = self.cfg.key_overrides.get(api_key) if api_key else None

@@ -159,9 +159,7 @@ def chat_completion(
         "object": "chat.completion",
         "created": created or int(time.time()),
         "model": model,
-        "choices": [
-            {"index": 0, "message": message, "logprobs": logprobs, "finish_reason": finish_reason}
-        ],
+        "choices": [{"index": 0, "message": message, "logprobs": logprobs, "finish_reason": finish_reason}],
         "usage": usage(prompt_tokens, completion_tokens),
     }
 

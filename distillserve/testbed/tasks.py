@@ -59,7 +59,12 @@ TASKS: dict[str, Task] = {
     for t in (
         Task("copy", _word, lambda x: x, "base"),
         Task("upper", _word, str.upper, "base"),
-        Task("first", lambda r: " ".join(_word(r, 2, 5) for _ in range(r.randint(2, 4))), lambda x: x.split()[0], "base"),
+        Task(
+            "first",
+            lambda r: " ".join(_word(r, 2, 5) for _ in range(r.randint(2, 4))),
+            lambda x: x.split()[0],
+            "base",
+        ),
         Task("reverse", _word, lambda x: x[::-1], "learnable"),
         Task("sort", _word, lambda x: "".join(sorted(x)), "learnable"),
         Task("add", _sum_input, _solve_arith, "hard"),

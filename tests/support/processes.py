@@ -80,7 +80,11 @@ def running(
     """Run ``args`` in its own process group; yield once ``ready_url`` answers; always stop it."""
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(
-        list(args), env=child_env(env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        list(args),
+        env=child_env(env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
         cwd=cwd or REPO_ROOT,
     )
     try:

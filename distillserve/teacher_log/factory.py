@@ -1,0 +1,19 @@
+"""Build the configured teacher-log sink."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from distillserve.config import TeacherLogConfig, cache_dir
+from distillserve.teacher_log.sink import JsonlFileSink, NullSink, TeacherLogSink
+
+
+def build_sink(cfg: TeacherLogConfig) -> TeacherLogSink:
+    if not cfg.enabled or cfg.sink == "none":
+        return NullSink()
+    if cfg.sink == "file":
+        spool = Path(cfg.spool_dir) if cfg.spool_dir else cache_dir() / "teacher-log"
+        return JsonlFileSink(spool / "teacher-log.jsonl")
+    from distillserve.teacher_log.kafka_sink import KafkaSink
+
+    return KafkaSink(cfg)

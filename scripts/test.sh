@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set everything up on a fresh machine, then run the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HOME="$PWD/.cache/hf"
+.venv/bin/ruff check distillserve tests bench
+.venv/bin/ruff format --check distillserve tests bench
+exec .venv/bin/python -m pytest -q -ra "$@"
