@@ -14,17 +14,20 @@ def encode_event(obj: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(obj) + b"\n\n"
 
 
-async def iter_events(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
+async def iter_events(lines: AsyncIterator[bytes]) -> AsyncIterator[dict[str, Any]]:
     """Parse an upstream SSE stream into JSON objects; stops at ``[DONE]``.
 
     An ``error`` object sent mid-stream (vLLM does this) is yielded like any other event;
     callers check for it.
     """
+    done = False
     async for line in lines:
-        if not line.startswith("data:"):
-            continue  # comments, event names, keep-alives, blank separators
+        if done or not line.startswith(b"data:"):
+            # Comments, keep-alives, separators; after [DONE] we still read to the end so the
+            # pooled connection is returned for reuse instead of being closed.
+            continue
         data = line[5:].strip()
-        if data == "[DONE]":
-            return
-        if data:
+        if data == b"[DONE]":
+            done = True
+        elif data:
             yield orjson.loads(data)

@@ -1,15 +1,17 @@
 """Any OpenAI-compatible HTTP endpoint (vLLM, SGLang, DeepSeek's API, another gateway).
 
-Pooled async httpx connections; requests pass through with only ``model`` rewritten,
+Pooled aiohttp connections (its client costs about a third less CPU per request than
+httpx's, which matters for a proxy); requests pass through with only ``model`` rewritten,
 so fields we don't model reach the upstream untouched; streams are relayed chunk by chunk.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 from distillserve.config import BackendConfig
@@ -22,7 +24,7 @@ from distillserve.serving.sse import iter_events
 class OpenAIHTTPBackend(Backend):
     kind = "openai"
 
-    def __init__(self, cfg: BackendConfig, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, cfg: BackendConfig) -> None:
         if not cfg.url:
             raise ValueError(f"backend {cfg.name!r}: 'url' is required for kind {cfg.kind!r}")
         self.cfg = cfg
@@ -31,19 +33,32 @@ class OpenAIHTTPBackend(Backend):
         headers = {"Content-Type": "application/json"}
         if cfg.api_key is not None:
             headers["Authorization"] = f"Bearer {cfg.api_key.get_secret_value()}"
-        # read timeout = longest silence allowed between two bytes; a stream that stalls times out too.
-        self._timeout = httpx.Timeout(cfg.timeout_s, connect=cfg.connect_timeout_s)
-        self._client = client or httpx.AsyncClient(
-            base_url=self.base_url,
-            headers=headers,
-            timeout=self._timeout,
-            limits=httpx.Limits(
-                max_connections=cfg.max_connections, max_keepalive_connections=cfg.max_connections
-            ),
+        self._headers = headers
+        # sock_read = longest silence allowed between two reads, so a stalled stream times out too.
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=cfg.connect_timeout_s, sock_read=cfg.timeout_s
         )
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        # Created lazily inside the running loop, as aiohttp requires.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                headers=self._headers,
+                timeout=self._timeout,
+                connector=aiohttp.TCPConnector(limit=self.cfg.max_connections, ttl_dns_cache=300),
+                json_serialize=lambda o: orjson.dumps(o).decode(),
+                read_bufsize=1 << 20,  # room for long SSE lines (a chunk with many logprobs)
+            )
+        return self._session
+
+    async def start(self) -> None:
+        _ = self.session
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     # -- request building -------------------------------------------------------------------------
     def _body(self, request: SamplingFields, model: str | None, stream: bool) -> bytes:
@@ -79,31 +94,33 @@ class OpenAIHTTPBackend(Backend):
             f"{self.name}: {message}", status_code=status, param=param, code=str(code) if code else None
         )
 
+    def _failure(self, exc: BaseException) -> Exception:
+        if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+            return BackendTimeout(f"{self.name}: upstream timed out")
+        return BackendUnavailable(f"{self.name}: upstream unreachable ({type(exc).__name__}: {exc})")
+
     async def _post(self, path: str, body: bytes) -> dict[str, Any]:
         try:
-            r = await self._client.post(path, content=body)
-        except httpx.TimeoutException as exc:
-            raise BackendTimeout(f"{self.name}: upstream timed out ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            raise BackendUnavailable(f"{self.name}: upstream unreachable ({type(exc).__name__})") from exc
-        if r.status_code != 200:
-            self._raise_for(r.status_code, r.content)
-        return orjson.loads(r.content)
+            async with self.session.post(self.base_url + path, data=body) as r:
+                content = await r.read()
+                status = r.status
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise self._failure(exc) from exc
+        if status != 200:
+            self._raise_for(status, content)
+        return orjson.loads(content)
 
     async def _stream(self, path: str, body: bytes) -> AsyncIterator[dict[str, Any]]:
         try:
-            async with self._client.stream("POST", path, content=body) as r:
-                if r.status_code != 200:
-                    self._raise_for(r.status_code, await r.aread())
-                async for event in iter_events(r.aiter_lines()):
+            async with self.session.post(self.base_url + path, data=body) as r:
+                if r.status != 200:
+                    self._raise_for(r.status, await r.read())
+                async for event in iter_events(r.content):
                     if "error" in event and "choices" not in event:
-                        err = event["error"]
-                        raise BackendUnavailable(f"{self.name}: upstream failed mid-stream: {err}")
+                        raise BackendUnavailable(f"{self.name}: upstream failed mid-stream: {event['error']}")
                     yield event
-        except httpx.TimeoutException as exc:
-            raise BackendTimeout(f"{self.name}: upstream timed out ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            raise BackendUnavailable(f"{self.name}: upstream unreachable ({type(exc).__name__})") from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise self._failure(exc) from exc
 
     # -- Backend ----------------------------------------------------------------------------------
     async def chat(self, request: ChatCompletionRequest, *, model: str | None = None) -> dict[str, Any]:
@@ -124,12 +141,19 @@ class OpenAIHTTPBackend(Backend):
 
     async def health(self) -> bool:
         try:
-            r = await self._client.get("/models", timeout=self.cfg.connect_timeout_s)
-        except httpx.HTTPError:
+            timeout = aiohttp.ClientTimeout(total=self.cfg.connect_timeout_s)
+            async with self.session.get(self.base_url + "/models", timeout=timeout) as r:
+                return r.status == 200
+        except (TimeoutError, aiohttp.ClientError):
             return False
-        return r.status_code == 200
 
-    async def list_models(self) -> list[str]:
-        r = await self._client.get("/models")
-        r.raise_for_status()
-        return [m["id"] for m in r.json().get("data", [])]
+    async def list_models(self) -> list[dict[str, Any]]:
+        """The upstream's /v1/models entries."""
+        try:
+            async with self.session.get(self.base_url + "/models") as r:
+                content, status = await r.read(), r.status
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise self._failure(exc) from exc
+        if status != 200:
+            self._raise_for(status, content)
+        return list(orjson.loads(content).get("data", []))
