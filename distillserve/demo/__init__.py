@@ -1,0 +1,1 @@
+"""``distillserve demo``: the whole learning loop on one machine, with a live view and a report."""
