@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from distillserve import child_process
-from distillserve.child_process import stop_process, wait_http
+from distillserve.child_process import free_port, stop_process, wait_http
 
 __all__ = ["REPO_ROOT", "child_env", "free_port", "python_module", "running", "stop_process", "wait_http"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
