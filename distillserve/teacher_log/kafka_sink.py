@@ -25,7 +25,6 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from distillserve.config import TeacherLogConfig, cache_dir
@@ -33,7 +32,7 @@ from distillserve.monitoring.metrics import TEACHER_LOG_QUEUE_DEPTH, TEACHER_LOG
 from distillserve.teacher_log.kafka_options import client_options
 from distillserve.teacher_log.record import TeacherLogRecord
 from distillserve.teacher_log.sink import TeacherLogSink
-from distillserve.teacher_log.spool import DiskSpool
+from distillserve.teacher_log.spool import DiskSpool, SpoolLockedError
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +71,28 @@ class _InFlight(NamedTuple):
     sent_at: float
 
 
+def open_spool(cfg: TeacherLogConfig, slots: int = 64) -> DiskSpool:
+    """The configured spool, or with no ``spool_dir`` the first free slot under the cache.
+
+    Slots let several gateways on one machine share the default; a restarted gateway takes the
+    first free slot, so a crashed one's records are picked up and replayed.
+    """
+    if cfg.spool_dir:
+        return DiskSpool(cfg.spool_dir, cfg.spool_max_bytes)
+    base = cache_dir() / "teacher-log-spool"
+    for i in range(slots):
+        try:
+            return DiskSpool(base / f"slot-{i}", cfg.spool_max_bytes)
+        except SpoolLockedError:
+            continue
+    raise SpoolLockedError(f"all {slots} teacher-log spool slots under {base} are in use")
+
+
 class KafkaSink(TeacherLogSink):
     def __init__(self, cfg: TeacherLogConfig) -> None:
         self.cfg = cfg
-        directory = Path(cfg.spool_dir) if cfg.spool_dir else cache_dir() / "teacher-log-spool"
-        self.spool = DiskSpool(directory, cfg.spool_max_bytes)
+        self.spool = open_spool(cfg)
+        directory = self.spool.directory
         self.stats = SinkStats()
         self._queue: queue.Queue[TeacherLogRecord] = queue.Queue(maxsize=cfg.queue_size)
         self._stop = threading.Event()
