@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -50,6 +51,12 @@ async def latencies(url: str, n: int) -> list[float]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def summary(xs: list[float]) -> dict[str, float]:
     return {
         "p50_ms": round(statistics.median(xs) * 1e3, 4),
@@ -73,16 +80,22 @@ def request_latency(tmp: Path, broker: LocalBroker, requests: int, rounds: int) 
         start_gateway(tmp, off_cfg) as off_b,
         start_gateway(tmp, on_cfg) as on,
     ):
-        urls = {s: f"{g.url}/chat/completions" for s, g in (("off", off), ("off_b", off_b), ("on", on))}
+        gateways = {"off": off, "off_b": off_b, "on": on}
+        urls = {s: f"{g.url}/chat/completions" for s, g in gateways.items()}
+        cpu = dict.fromkeys(urls, 0.0)
         for url in urls.values():
             asyncio.run(latencies(url, 200))  # warm up
         lat: dict[str, list[float]] = {s: [] for s in urls}
         for r in range(rounds):  # interleaved, rotating the order, so all see the same machine noise
             order = list(urls)[r % 3 :] + list(urls)[: r % 3]
             for side in order:
+                c0 = cpu_seconds(gateways[side].pid)
                 lat[side] += asyncio.run(latencies(urls[side], requests // rounds))
+                cpu[side] += cpu_seconds(gateways[side].pid) - c0
         logged = len(read_topic(broker.bootstrap_servers, cfg.topic, expect=requests + 200, timeout=30))
     s = {side: summary(xs) for side, xs in lat.items()}
+    for side in s:  # CPU per request is far less noisy than latency on a shared machine
+        s[side]["cpu_us_per_request"] = round(cpu[side] / len(lat[side]) * 1e6, 1)
     return {
         "requests_per_side": len(lat["on"]),
         "logging_off": s["off"],
@@ -92,6 +105,7 @@ def request_latency(tmp: Path, broker: LocalBroker, requests: int, rounds: int) 
         "added_p99_ms": round(s["on"]["p99_ms"] - s["off"]["p99_ms"], 4),
         "noise_p50_ms": round(s["off_b"]["p50_ms"] - s["off"]["p50_ms"], 4),
         "noise_p99_ms": round(s["off_b"]["p99_ms"] - s["off"]["p99_ms"], 4),
+        "added_cpu_us_per_request": round(s["on"]["cpu_us_per_request"] - s["off"]["cpu_us_per_request"], 1),
         "records_in_topic": logged,
     }
 

@@ -27,6 +27,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from kafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
 from kafka.partitioner.default import DefaultPartitioner, murmur2
 
 from distillserve.config import TeacherLogConfig, cache_dir
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 _PRODUCED = TEACHER_LOG_RECORDS.labels("produced")
 _SPOOLED = TEACHER_LOG_RECORDS.labels("spooled")
 _REPLAYED = TEACHER_LOG_RECORDS.labels("replayed")
+_DROPPED = TEACHER_LOG_RECORDS.labels("dropped")
+_TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 _KEY_LEN = struct.Struct(">H")
 _BATCH = 5000  # records taken from the queue per loop
 _REPLAY_BATCH = 2000
@@ -68,6 +71,7 @@ class SinkStats:
     produced: int = 0
     spooled: int = 0
     replayed: int = 0
+    dropped: int = 0  # too large for the broker; spool-budget drops are counted by the spool
 
 
 @functools.lru_cache(maxsize=65536)
@@ -198,6 +202,8 @@ class KafkaSink(TeacherLogSink):
             bootstrap_timeout_ms=min(timeout_ms, 2000),
             reconnect_backoff_max_ms=1000,
             partitioner=ConversationPartitioner(),
+            metrics_enabled=False,
+            max_request_size=self.cfg.max_record_bytes,  # kafka-python's own sensors cost CPU per record; ours are in Prometheus
         )
 
     def _run(self) -> None:
@@ -246,6 +252,9 @@ class KafkaSink(TeacherLogSink):
             key, value = record.key.encode(), record.to_json()
             try:
                 future = self._producer.send(self.cfg.topic, key=key, value=value)
+            except MessageSizeTooLargeError as exc:
+                self._drop_too_large(key, value, exc)
+                continue
             except Exception as exc:  # metadata or buffer wait timed out: the broker is gone
                 log.warning("teacher-log send failed (%s): spooling", exc)
                 rest = [encode_entry(key, value)] + [
@@ -260,6 +269,10 @@ class KafkaSink(TeacherLogSink):
         done = 0
         while self._inflight and self._inflight[0].future.is_done:
             head = self._inflight[0]
+            if head.future.failed() and isinstance(head.future.exception, _TOO_LARGE):
+                self._inflight.popleft()
+                self._drop_too_large(head.key, head.value, head.future.exception)
+                continue
             if not head.future.succeeded():
                 log.warning("teacher-log delivery failed (%s): spooling", head.future.exception)
                 self._fail_inflight([])
@@ -291,13 +304,24 @@ class KafkaSink(TeacherLogSink):
             _PRODUCED.inc(acked)
         self._to_spooling(entries + later)
 
-    def _close_producer(self) -> None:
-        if self._producer is not None:
-            try:
-                self._producer.close(timeout=0)
-            except Exception:
-                log.debug("closing the producer failed", exc_info=True)
-            self._producer = None
+    def _drop_too_large(self, key: bytes, value: bytes, exc: BaseException) -> None:
+        """A record the broker will never take (too large): retrying would block the log forever."""
+        self.stats.dropped += 1
+        _DROPPED.inc()
+        log.error("teacher-log record dropped, too large for the broker (%d bytes): %s", len(value), exc)
+
+    def _close_producer(self, timeout: float = 0) -> None:
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        try:
+            producer.close(timeout=timeout)
+        except Exception:
+            # close() flushes first and raises while records are pending, before it stops the
+            # sender thread; stop it anyway so no abandoned producer keeps reconnecting.
+            with contextlib.suppress(Exception):
+                producer._sender.force_close()
+                producer._closed = True
 
     def _to_spooling(self, entries: list[bytes]) -> None:
         if not self._spooling:
@@ -328,21 +352,29 @@ class KafkaSink(TeacherLogSink):
                     self._backoff = self.cfg.retry_backoff_s
                     log.info("teacher-log spool replayed; sending directly again")
                     return
-                futures = []
+                futures: list[Any] = []
                 for entry in batch.payloads:
                     key, value = decode_entry(entry)
-                    futures.append(self._producer.send(self.cfg.topic, key=key, value=value))
+                    try:
+                        futures.append(self._producer.send(self.cfg.topic, key=key, value=value))
+                    except MessageSizeTooLargeError as exc:
+                        self._drop_too_large(key, value, exc)
+                        futures.append(None)
                 with contextlib.suppress(Exception):  # what failed is counted below from the futures
                     self._producer.flush(timeout=self.cfg.delivery_timeout_s)
-                ok = 0
+                ok = replayed = 0
                 for f in futures:
-                    if not (f.is_done and f.succeeded()):
+                    if f is not None and f.is_done and f.failed() and isinstance(f.exception, _TOO_LARGE):
+                        self._drop_too_large(b"", b"", f.exception)
+                    elif f is not None and not (f.is_done and f.succeeded()):
                         break
+                    else:
+                        replayed += f is not None
                     ok += 1
                 if ok:
                     self.spool.ack(batch.ends[ok - 1])
-                    self.stats.replayed += ok
-                    _REPLAYED.inc(ok)
+                    self.stats.replayed += replayed
+                    _REPLAYED.inc(replayed)
                 if ok < len(futures):
                     raise RuntimeError(
                         f"{len(futures) - ok} of {len(futures)} replayed records not acknowledged"
@@ -364,10 +396,5 @@ class KafkaSink(TeacherLogSink):
         if self._inflight:
             self._fail_inflight([])
         self._spool_records(self._take(0))
-        if self._producer is not None:
-            try:
-                self._producer.close(timeout=2)
-            except Exception:
-                log.debug("closing the producer failed", exc_info=True)
-            self._producer = None
+        self._close_producer(timeout=2)
         TEACHER_LOG_QUEUE_DEPTH.set(0)
