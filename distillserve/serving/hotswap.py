@@ -79,8 +79,7 @@ class HotSwapper:
             elapsed = time.perf_counter() - start
             metrics.ADAPTER_SWAPS.labels(outcome="swapped").inc()
             metrics.ADAPTER_SWAP_DURATION.observe(elapsed)
-            if old is not None:
-                metrics.LIVE_ADAPTER.labels(base=self.base_model, version=old).set(0)
+            metrics.LIVE_ADAPTER.labels(base=self.base_model, version=old or metrics.BASE_VERSION).set(0)
             metrics.LIVE_ADAPTER.labels(base=self.base_model, version=name).set(1)
             log.info("student route now serves %s (was %s) after %.3fs", name, old, elapsed)
             if old is not None and old != self.target.canary:

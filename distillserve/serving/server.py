@@ -10,6 +10,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from distillserve.config import Settings
+from distillserve.monitoring.series import init_gateway_series
+from distillserve.monitoring.shadow import ShadowSampler, build_shadow
 from distillserve.router.router import Router
 from distillserve.serving.app import create_app
 from distillserve.serving.backends.factory import build_backend
@@ -20,13 +22,22 @@ log = logging.getLogger(__name__)
 
 
 def build_gateway(settings: Settings) -> Gateway:
-    return Gateway(
-        settings,
-        student=build_backend(settings.student),
-        teacher=build_backend(settings.teacher),
-        router=Router(settings.router),
-        sink=build_sink(settings.teacher_log),
+    student = build_backend(settings.student)
+    teacher = build_backend(settings.teacher)
+    sink = build_sink(settings.teacher_log)
+    shadow = build_shadow(settings, teacher, sink)
+    gateway = Gateway(
+        settings, student=student, teacher=teacher, router=Router(settings.router), sink=sink, shadow=shadow
     )
+    init_gateway_series(
+        student_backend=student.kind,
+        teacher_backend=teacher.kind,
+        scorer=settings.router.scorer,
+        student_name=student.name,
+        live_adapter=gateway.target.live,
+        shadow_scorer=shadow.scorer.name if shadow else None,
+    )
+    return gateway
 
 
 def build_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
@@ -37,6 +48,8 @@ def build_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
         await gw.sink.start()
         await gw.student.start()
         await gw.teacher.start()
+        if isinstance(gw.shadow, ShadowSampler):
+            await gw.shadow.start()
         log.info(
             "gateway ready: student=%s (%s) teacher=%s (%s)",
             gw.student.name,
@@ -47,6 +60,8 @@ def build_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if isinstance(gw.shadow, ShadowSampler):
+                await gw.shadow.aclose()  # before the sink closes, so finished pairs are logged
             await gw.student.aclose()
             await gw.teacher.aclose()
             await gw.router.aclose()
