@@ -37,6 +37,7 @@ def build_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
         await gw.sink.start()
         await gw.student.start()
         await gw.teacher.start()
+        await gw.router.start()  # a learned scorer loads in the background; the heuristic answers meanwhile
         log.info(
             "gateway ready: student=%s (%s) teacher=%s (%s)",
             gw.student.name,
