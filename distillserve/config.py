@@ -96,9 +96,27 @@ class RouterConfig(BaseModel):
     # Request header that forces a route ("student" or "teacher").
     force_header: str = "x-distillserve-route"
     scorer_timeout_s: float = 0.05
-    # Learned scorer / cascade settings.
+    # Learned scorer ("embedding"): sentence-embedding model (None = the packaged all-MiniLM-L6-v2,
+    # or a local sentence-transformers directory), where it runs, and its trained classifier
+    # (None = ``.cache/router/embedding-classifier.npz``; rewritten on every retrain).
     embedding_model: str | None = None
+    embedding_device: str = "auto"
+    embedding_classifier_path: str | None = None
+    # Concurrent scoring calls are embedded together, at most this many per batch; a batch waits up to
+    # ``embedding_batch_wait_ms`` for company (0: run as soon as the previous batch is done).
+    embedding_max_batch: int = Field(default=32, ge=1)
+    embedding_batch_wait_ms: float = Field(default=0.0, ge=0.0)
+    # Only the start of a prompt is embedded; its length still enters the classifier.
+    embedding_max_tokens: int = Field(default=128, ge=8)
+    # Recent teacher answers kept in memory to retrain the learned scorer when a new adapter goes live.
+    retrain_buffer: int = Field(default=2000, ge=0)
+    # Confidence cascade (``scorer: cascade``): the student answers first and the request escalates to the
+    # teacher when the statistic (min or mean) of the student's token log-probabilities is below
+    # ``cascade_min_logprob``. Streams are held back until decided: after the whole answer, or after
+    # ``cascade_decide_after_tokens`` tokens when that is > 0 (the rest then streams straight through).
     cascade_min_logprob: float = -1.0
+    cascade_statistic: Literal["min", "mean"] = "min"
+    cascade_decide_after_tokens: int = Field(default=0, ge=0)
 
 
 class TeacherLogConfig(BaseModel):

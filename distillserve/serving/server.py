@@ -50,6 +50,7 @@ def build_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
         await gw.teacher.start()
         if isinstance(gw.shadow, ShadowSampler):
             await gw.shadow.start()
+        await gw.router.start()  # a learned scorer loads in the background; the heuristic answers meanwhile
         log.info(
             "gateway ready: student=%s (%s) teacher=%s (%s)",
             gw.student.name,
