@@ -53,9 +53,18 @@ class BackendConfig(BaseModel):
     max_batch_size: int = 16
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = "auto"
     device: str = "auto"
-    # triton: model name on the server
+    # triton: ``url`` is the server's HTTP endpoint (health, metadata), ``triton_grpc_url`` its gRPC
+    # endpoint (tokens; default: the HTTP host, port 8001), ``triton_model`` the model on the server.
     triton_model: str | None = None
     triton_grpc_url: str | None = None
+    # Tensor names of the deployed model, where they differ from Triton's vLLM backend
+    # (``text_input``, ``stream``, ``sampling_parameters``, ``exclude_input_in_output``, ``text_output``).
+    triton_tensor_names: dict[str, str] = Field(default_factory=dict)
+    # vLLM's SamplingParams default is 16 tokens; chat requests without a limit get this many.
+    triton_default_max_tokens: int = Field(default=1024, ge=1)
+    # triton: chat requests become one prompt on the gateway side. A Jinja chat template (inline,
+    # or the path of a file) wins over the tokenizer's own template at ``model_path``.
+    chat_template: str | None = None
     # testbed teacher only: emulate a reasoning teacher and a slow one.
     reasoning_format: Literal["none", "think_tags", "reasoning_content"] = "none"
     first_token_delay_s: float = 0.0
