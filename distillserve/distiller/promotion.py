@@ -111,8 +111,12 @@ class Promoter:
 
     async def canary(self, version: str | None, share: float, *, by: str) -> None:
         """Send ``share`` of student traffic to ``version`` (None ends the canary)."""
+        if not 0.0 <= share <= 1.0:
+            raise RegistryError(f"canary share must be in [0, 1], got {share}")
         if version is not None:
             self.registry.validate(version)
+            if version == self.registry.live():
+                raise RegistryError(f"{version} is already live")
             await self.activator.set_canary(
                 self.registry.adapter_name(version), self.registry.local_path(version), share
             )
