@@ -111,13 +111,19 @@ class TeacherLogConfig(BaseModel):
     queue_size: int = 100_000
     spool_dir: str | None = None
     spool_max_bytes: int = 1 << 30
-    compression: Literal["none", "gzip", "lz4"] = "gzip"
+    compression: Literal["none", "gzip", "lz4"] = "lz4"
+    # A record not acknowledged this long means the broker is down or slow: spool instead.
+    delivery_timeout_s: float = 5.0
+    # Seconds between attempts to reach the broker again while records wait in the spool.
+    retry_backoff_s: float = 1.0
     # Pass-through security settings for a production cluster (kafka-python names).
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
     # Top-k teacher logprobs to request for token-level distillation (0 = none).
     teacher_top_logprobs: int = 0
     # Share of student-routed requests also sent to the teacher (shadow pairs for drift and router).

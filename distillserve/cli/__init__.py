@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 # Each module registers its commands on ``app`` when imported.
-from distillserve.cli import distill_command, serve_command  # noqa: F401
+from distillserve.cli import (
+    broker_command,  # noqa: F401
+    distill_command,  # noqa: F401
+    serve_command,  # noqa: F401
+)
 from distillserve.cli.app import app
 
 
