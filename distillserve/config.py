@@ -169,31 +169,71 @@ class TeacherLogConfig(BaseModel):
 
 class DistillerConfig(BaseModel):
     group_id: str = "distillserve-distiller"
+    # Where the worker reads the teacher log: the Kafka topic of ``teacher_log``, or the JSONL file
+    # the ``file`` sink writes (single machine, no broker).
+    source: Literal["kafka", "file"] = "kafka"
+    # Train when this many new records are waiting, or when the oldest waiting one is this old.
     trigger_records: int = 256
     trigger_seconds: float = 300.0
+    # Fewer usable records than this at a time trigger: keep waiting (offsets stay uncommitted).
+    min_records: int = 16
+    # The student's base model (HF dir or a prepared alias such as ``testbed-student``);
+    # None = ``student.model_path``.
+    base_model: str | None = None
     lora_rank: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0
     target_modules: list[str] | str = "all-linear"
     learning_rate: float = 2e-3
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
     epochs: int = 3
+    # Cap on optimizer steps per run (0 = epochs decide).
+    max_steps: int = 0
     batch_size: int = 16
     max_seq_len: int = 256
     # Token-level KD: loss = alpha * CE + (1 - alpha) * T^2 * KL.
     kd_alpha: float = 0.5
     kd_temperature: float = 2.0
+    # "linear": T goes from kd_temperature to kd_temperature_final over the run.
+    kd_temperature_schedule: Literal["constant", "linear"] = "constant"
+    kd_temperature_final: float = 1.0
+    # Reasoning teachers: learn "<think>trace</think>answer" (as the R1-distilled models) or the answer alone.
     learn_reasoning: bool = True
+    # Replay: per new example, this many old ones (past training data + base-task regression samples).
     replay_ratio: float = 0.5
+    # Share of replayed examples drawn from the base-task regression samples (the rest from past data).
+    replay_base_share: float = 0.5
+    replay_store_max: int = 20_000
     holdout_fraction: float = 0.1
+    # Fixed regression set: a JSONL file of {"messages"|"prompt", "answer"}; None = testbed base tasks.
+    regression_path: str | None = None
+    regression_size: int = 60
+    # Base-skill examples to replay (same JSONL form, disjoint from the regression set); None = testbed.
+    base_replay_path: str | None = None
+    # Held-out records kept from earlier runs, re-checked on every candidate so a new batch cannot
+    # silently undo an earlier one.
+    past_holdout_max: int = 200
+    eval_max_new_tokens: int = 48
+    eval_batch_size: int = 32
     promote_margin: float = 0.02
     max_regression: float = 0.02
     auto_promote: bool = True
+    # How a promotion reaches the student: the gateway's admin API, or nothing (registry only).
+    promote_via: Literal["gateway", "none"] = "gateway"
+    # Gateway base URL (``http://127.0.0.1:8000``) for promote_via=gateway; the key is server.admin_key.
+    gateway_url: str | None = None
+    # Where the worker keeps its replay store and past held-out set; None = inside the registry dir.
+    state_dir: str | None = None
+    device: str = "auto"
     seed: int = 0
 
 
 class RegistryConfig(BaseModel):
     # Local directory or any fsspec URL.
     url: str = str(cache_dir() / "registry")
+    # Name the live adapter versions are served under: ``<name>@v<N>``.
+    adapter_prefix: str = "student"
 
 
 class MonitoringConfig(BaseModel):
