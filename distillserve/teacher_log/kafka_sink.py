@@ -1,0 +1,346 @@
+"""The Kafka teacher-log sink: never slows a request, never loses an accepted record.
+
+``submit`` puts the record on a bounded in-memory queue and returns. One background thread
+drains it into a kafka-python producer (acks=all, idempotent, compressed, keyed by the
+conversation so one conversation stays in one partition, in order).
+
+When the broker is down or slow (a send fails, or the oldest unacknowledged record waited
+longer than ``delivery_timeout_s``), the thread switches to spooling: the records in flight and
+everything after them go, in order, to the disk spool (``DiskSpool``), fsync'd per batch. It
+then retries the broker every ``retry_backoff_s`` (doubling up to 10 s), replays the spool in
+order, and switches back to direct sends once the spool is empty. A restart replays what the
+spool holds first. Delivery is at least once: a record whose acknowledgement was lost in an
+outage may arrive twice (readers can dedupe on ``request_id``); none is lost unless the spool's
+disk budget runs out, and then every dropped record is counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import struct
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from distillserve.config import TeacherLogConfig, cache_dir
+from distillserve.monitoring.metrics import TEACHER_LOG_QUEUE_DEPTH, TEACHER_LOG_RECORDS
+from distillserve.teacher_log.kafka_options import client_options
+from distillserve.teacher_log.record import TeacherLogRecord
+from distillserve.teacher_log.sink import TeacherLogSink
+from distillserve.teacher_log.spool import DiskSpool, SpoolLockedError
+
+log = logging.getLogger(__name__)
+
+_PRODUCED = TEACHER_LOG_RECORDS.labels("produced")
+_SPOOLED = TEACHER_LOG_RECORDS.labels("spooled")
+_REPLAYED = TEACHER_LOG_RECORDS.labels("replayed")
+_KEY_LEN = struct.Struct(">H")
+_BATCH = 5000  # records taken from the queue per loop
+_REPLAY_BATCH = 2000
+_MAX_BACKOFF_S = 5.0
+
+
+def encode_entry(key: bytes, value: bytes) -> bytes:
+    """A spool entry: the Kafka key and value of one record."""
+    return _KEY_LEN.pack(len(key)) + key + value
+
+
+def decode_entry(entry: bytes) -> tuple[bytes, bytes]:
+    (n,) = _KEY_LEN.unpack_from(entry)
+    return entry[2 : 2 + n], entry[2 + n :]
+
+
+@dataclass
+class SinkStats:
+    """Per-instance counts (the Prometheus counters are process-wide)."""
+
+    produced: int = 0
+    spooled: int = 0
+    replayed: int = 0
+
+
+class _InFlight(NamedTuple):
+    key: bytes
+    value: bytes
+    future: Any
+    sent_at: float
+
+
+def open_spool(cfg: TeacherLogConfig, slots: int = 64) -> DiskSpool:
+    """The configured spool, or with no ``spool_dir`` the first free slot under the cache.
+
+    Slots let several gateways on one machine share the default; a restarted gateway takes the
+    first free slot, so a crashed one's records are picked up and replayed.
+    """
+    if cfg.spool_dir:
+        return DiskSpool(cfg.spool_dir, cfg.spool_max_bytes)
+    base = cache_dir() / "teacher-log-spool"
+    for i in range(slots):
+        try:
+            return DiskSpool(base / f"slot-{i}", cfg.spool_max_bytes)
+        except SpoolLockedError:
+            continue
+    raise SpoolLockedError(f"all {slots} teacher-log spool slots under {base} are in use")
+
+
+class KafkaSink(TeacherLogSink):
+    def __init__(self, cfg: TeacherLogConfig) -> None:
+        self.cfg = cfg
+        self.spool = open_spool(cfg)
+        directory = self.spool.directory
+        self.stats = SinkStats()
+        self._queue: queue.Queue[TeacherLogRecord] = queue.Queue(maxsize=cfg.queue_size)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        # Everything below is touched only by the producer thread.
+        self._producer: Any = None
+        self._inflight: deque[_InFlight] = deque()
+        self._spooling = not self.spool.is_empty()  # a restart replays the spool first
+        self._backoff = cfg.retry_backoff_s
+        self._next_attempt = 0.0
+        if self._spooling:
+            log.info(
+                "teacher-log spool %s holds %d bytes: replaying them first",
+                directory,
+                self.spool.pending_bytes,
+            )
+
+    # --- request path ---------------------------------------------------------------------------
+    def submit(self, record: TeacherLogRecord) -> None:
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            # Not even the disk keeps up with the producer thread: keep the record anyway (it is
+            # then spooled ahead of some older queued ones; order within a conversation may suffer).
+            kept = self.spool.append([encode_entry(record.key.encode(), record.to_json())])
+            self.stats.spooled += kept
+            _SPOOLED.inc(kept)
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.start_background()
+
+    def start_background(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="teacher-log-producer", daemon=True)
+            self._thread.start()
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
+
+    def close(self, timeout: float = 15.0) -> None:
+        """Deliver what can be delivered within ``timeout``; everything else stays in the spool."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error("teacher-log producer thread did not stop within %.0f s", timeout)
+                return
+        self.spool.close()
+
+    def wait_delivered(self, timeout: float) -> bool:
+        """True once the queue, the in-flight records and the spool are all empty (for tests and benches)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._queue.empty() and not self._inflight and not self._spooling and self.spool.is_empty():
+                return True
+            time.sleep(0.02)
+        return False
+
+    @property
+    def spooling(self) -> bool:
+        return self._spooling
+
+    # --- producer thread ------------------------------------------------------------------------
+    def _make_producer(self) -> Any:
+        from kafka import KafkaProducer
+
+        timeout_ms = int(self.cfg.delivery_timeout_s * 1000)
+        return KafkaProducer(
+            **client_options(self.cfg),
+            acks="all",
+            enable_idempotence=True,
+            compression_type=None if self.cfg.compression == "none" else self.cfg.compression,
+            linger_ms=5,
+            batch_size=256 * 1024,
+            max_block_ms=timeout_ms,
+            request_timeout_ms=max(1000, int(timeout_ms * 0.8)),
+            delivery_timeout_ms=2 * timeout_ms + 5,
+            bootstrap_timeout_ms=min(timeout_ms, 2000),
+            reconnect_backoff_max_ms=1000,
+        )
+
+    def _run(self) -> None:
+        while True:
+            stopping = self._stop.is_set()
+            try:
+                items = self._take(0 if stopping else (0.005 if self._inflight else 0.05))
+                if self._spooling:
+                    self._spool_records(items)
+                else:
+                    self._send(items)
+                self._reap()
+                if self._spooling and not stopping and time.monotonic() >= self._next_attempt:
+                    self._replay()
+            except Exception:  # never let the thread die: whatever is in hand goes to disk
+                log.exception("teacher-log producer loop failed; spooling")
+                self._to_spooling([])
+            TEACHER_LOG_QUEUE_DEPTH.set(self._queue.qsize())
+            if stopping and self._queue.empty():
+                break
+        self._shutdown()
+
+    def _take(self, wait: float) -> list[TeacherLogRecord]:
+        items: list[TeacherLogRecord] = []
+        try:
+            items.append(self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait())
+            while len(items) < _BATCH:
+                items.append(self._queue.get_nowait())
+        except queue.Empty:
+            pass
+        return items
+
+    def _send(self, items: list[TeacherLogRecord]) -> None:
+        if not items:
+            return
+        if self._producer is None:
+            try:
+                self._producer = self._make_producer()
+            except Exception as exc:
+                log.warning("teacher-log broker unreachable (%s): spooling", exc)
+                self._to_spooling([encode_entry(r.key.encode(), r.to_json()) for r in items])
+                return
+        for i, record in enumerate(items):
+            key, value = record.key.encode(), record.to_json()
+            try:
+                future = self._producer.send(self.cfg.topic, key=key, value=value)
+            except Exception as exc:  # metadata or buffer wait timed out: the broker is gone
+                log.warning("teacher-log send failed (%s): spooling", exc)
+                rest = [encode_entry(key, value)] + [
+                    encode_entry(r.key.encode(), r.to_json()) for r in items[i + 1 :]
+                ]
+                self._fail_inflight(rest)
+                return
+            self._inflight.append(_InFlight(key, value, future, time.monotonic()))
+
+    def _reap(self) -> None:
+        """Count acknowledged records (oldest first); a failed or overdue one means: spool."""
+        done = 0
+        while self._inflight and self._inflight[0].future.is_done:
+            head = self._inflight[0]
+            if not head.future.succeeded():
+                log.warning("teacher-log delivery failed (%s): spooling", head.future.exception)
+                self._fail_inflight([])
+                break
+            self._inflight.popleft()
+            done += 1
+        if done:
+            self.stats.produced += done
+            _PRODUCED.inc(done)
+        if self._inflight and time.monotonic() - self._inflight[0].sent_at > self.cfg.delivery_timeout_s:
+            log.warning("teacher-log broker slow (no ack in %.1f s): spooling", self.cfg.delivery_timeout_s)
+            self._fail_inflight([])
+
+    def _fail_inflight(self, later: list[bytes]) -> None:
+        """Abandon the producer; records not acknowledged go to the spool, in order, before ``later``."""
+        self._close_producer()
+        deadline = time.monotonic() + 1.0
+        while any(not e.future.is_done for e in self._inflight) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        entries, acked = [], 0
+        for e in self._inflight:
+            if e.future.is_done and e.future.succeeded():
+                acked += 1
+            else:
+                entries.append(encode_entry(e.key, e.value))
+        self._inflight.clear()
+        if acked:
+            self.stats.produced += acked
+            _PRODUCED.inc(acked)
+        self._to_spooling(entries + later)
+
+    def _close_producer(self) -> None:
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=0)
+            except Exception:
+                log.debug("closing the producer failed", exc_info=True)
+            self._producer = None
+
+    def _to_spooling(self, entries: list[bytes]) -> None:
+        if not self._spooling:
+            self._spooling = True
+            self._next_attempt = time.monotonic() + self._backoff
+        self._spool_entries(entries)
+
+    def _spool_records(self, items: list[TeacherLogRecord]) -> None:
+        self._spool_entries([encode_entry(r.key.encode(), r.to_json()) for r in items])
+
+    def _spool_entries(self, entries: list[bytes]) -> None:
+        if not entries:
+            return
+        kept = self.spool.append(entries)  # the spool counts what it drops
+        self.spool.sync()
+        self.stats.spooled += kept
+        _SPOOLED.inc(kept)
+
+    def _replay(self) -> None:
+        """Deliver the spool in order; on success switch back to direct sends."""
+        try:
+            if self._producer is None:
+                self._producer = self._make_producer()
+            while not self._stop.is_set():
+                batch = self.spool.read(_REPLAY_BATCH)
+                if not batch:
+                    self._spooling = False
+                    self._backoff = self.cfg.retry_backoff_s
+                    log.info("teacher-log spool replayed; sending directly again")
+                    return
+                futures = []
+                for entry in batch.payloads:
+                    key, value = decode_entry(entry)
+                    futures.append(self._producer.send(self.cfg.topic, key=key, value=value))
+                with contextlib.suppress(Exception):  # what failed is counted below from the futures
+                    self._producer.flush(timeout=self.cfg.delivery_timeout_s)
+                ok = 0
+                for f in futures:
+                    if not (f.is_done and f.succeeded()):
+                        break
+                    ok += 1
+                if ok:
+                    self.spool.ack(batch.ends[ok - 1])
+                    self.stats.replayed += ok
+                    _REPLAYED.inc(ok)
+                if ok < len(futures):
+                    raise RuntimeError(
+                        f"{len(futures) - ok} of {len(futures)} replayed records not acknowledged"
+                    )
+                # New records keep queuing behind the spool, so order holds and the queue stays short.
+                self._spool_records(self._take(0))
+        except Exception as exc:
+            self._close_producer()
+            self._next_attempt = time.monotonic() + self._backoff
+            log.warning("teacher-log broker still unavailable (%s); next try in %.1f s", exc, self._backoff)
+            self._backoff = min(self._backoff * 2, _MAX_BACKOFF_S)
+
+    def _shutdown(self) -> None:
+        """Stop: wait a little for acknowledgements, spool whatever is not delivered."""
+        if self._producer is not None and self._inflight:
+            with contextlib.suppress(Exception):
+                self._producer.flush(timeout=self.cfg.delivery_timeout_s)
+            self._reap()
+        if self._inflight:
+            self._fail_inflight([])
+        self._spool_records(self._take(0))
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=2)
+            except Exception:
+                log.debug("closing the producer failed", exc_info=True)
+            self._producer = None
+        TEACHER_LOG_QUEUE_DEPTH.set(0)
