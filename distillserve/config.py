@@ -155,6 +155,9 @@ class TeacherLogConfig(BaseModel):
     delivery_timeout_s: float = 5.0
     # Seconds between attempts to reach the broker again while records wait in the spool.
     retry_backoff_s: float = 1.0
+    # Largest record sent (long reasoning traces with top-k logprobs get big); larger ones are
+    # dropped and counted. The broker's own message size limit must allow it too.
+    max_record_bytes: int = 8 << 20
     # Pass-through security settings for a production cluster (kafka-python names).
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None

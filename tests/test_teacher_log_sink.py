@@ -133,3 +133,19 @@ def test_default_spool_slots_let_two_gateways_share_a_machine(
     assert c.directory == a.directory and c.read(10).payloads == [b"left behind by a crashed gateway"]
     b.close()
     c.close()
+
+
+def test_record_too_large_for_the_broker_is_dropped_and_counted_not_retried(
+    broker: LocalBroker, tmp_path: Path
+) -> None:
+    cfg = teacher_log_config(broker, tmp_path, max_record_bytes=4000)
+    create_topics(broker, cfg)
+    sink = KafkaSink(cfg)
+    sink.start_background()
+    big = make_record(1).model_copy(update={"response_text": "x" * 10_000})
+    for r in [make_record(0), big, make_record(2)]:
+        sink.submit(r)
+    assert sink.wait_delivered(30), sink.stats  # not stuck retrying the big one
+    sink.close()
+    assert sink.stats.dropped == 1 and sink.stats.produced == 2
+    assert set(ids_in(broker.bootstrap_servers, cfg.topic, 2)) == {"req-000000", "req-000002"}
