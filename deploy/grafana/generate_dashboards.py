@@ -552,27 +552,37 @@ def learning_loop() -> dict[str, Any]:
             ),
         )
     )
+    sim = "distillserve_shadow_similarity_score"
     b.add(
         timeseries(
-            "Shadow answer similarity p50",
-            quantiles("distillserve_shadow_similarity_score", "scorer", GW, qs=(0.5,)),
+            "Shadow answer similarity (mean)",
+            targets(
+                (
+                    f"sum by (scorer) (rate({sim}_sum{{{GW}}}[{RI}])) / sum by (scorer) (rate({sim}_count{{{GW}}}[{RI}]))",
+                    "{{scorer}}",
+                )
+            ),
+            desc="1 = same answer. With the exact or normalized scorer this equals the agreement rate.",
             min=0,
             max=1,
         )
     )
     b.add(
         timeseries(
-            "Agreement window fill and shadow time p95",
-            [
-                target(f"distillserve_student_agreement_window_pairs{{{GW}}}", "{{adapter}} pairs", "A"),
-                target(
-                    "histogram_quantile(0.95, sum by (le) "
-                    f"(rate(distillserve_shadow_duration_seconds_bucket{{{GW}}}[{RI}])))",
-                    "shadow p95 (s)",
-                    "B",
-                ),
-            ],
-        )
+            "Agreement window fill",
+            targets((f"distillserve_student_agreement_window_pairs{{{GW}}}", "{{adapter}}")),
+            desc="Pairs in the rolling window; drift alerts need at least 50.",
+        ),
+        w=4,
+    )
+    b.add(
+        timeseries(
+            "Shadow comparison time p95",
+            quantiles("distillserve_shadow_duration_seconds", "job", GW, qs=(0.95,)),
+            "s",
+            "Teacher call plus scoring, in the background: clients never wait for it.",
+        ),
+        w=4,
     )
     b.row("Teacher share trend")
     b.add(

@@ -124,12 +124,7 @@ class Gateway:
             prompt = (
                 request.prompt_text() if isinstance(request, ChatCompletionRequest) else request.prompt_str()
             )
-            t0 = time.perf_counter()
             decision = await self.router.decide(prompt, forced=forced, api_key=api_key)
-            if decision.reason == "score":
-                metrics.ROUTER_SCORER_DURATION.labels(scorer=decision.scorer).observe(
-                    time.perf_counter() - t0
-                )
             metrics.ROUTE_DECISIONS.labels(route=decision.route, reason=decision.reason).inc()
             metrics.ROUTER_THRESHOLD.set(self.router.policy.threshold())
             if decision.route == "teacher":

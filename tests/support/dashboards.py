@@ -48,8 +48,8 @@ def variable_values(board: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def substitute(expr: str, values: dict[str, str]) -> str:
-    for k, v in BUILTINS.items():
+def substitute(expr: str, values: dict[str, str], builtins: dict[str, str] = BUILTINS) -> str:
+    for k, v in builtins.items():
         expr = expr.replace(k, v)
     # Longest names first, so $job does not eat the start of $job_x.
     for name in sorted(values, key=len, reverse=True):
@@ -90,7 +90,13 @@ def finite_values(result: list[dict[str, Any]]) -> list[float]:
 
 
 def render_png(
-    prom: Prometheus, board_file: str, start: float, end: float, path: Path, step: float = 2.0
+    prom: Prometheus,
+    board_file: str,
+    start: float,
+    end: float,
+    path: Path,
+    step: float = 2.0,
+    rate_interval: str = "15s",
 ) -> int:
     """Plot every panel's data over [start, end] into one PNG (a picture of the board). Returns panels drawn."""
     import matplotlib
@@ -107,7 +113,7 @@ def render_png(
     for ax, panel in zip(axes.flat, panels, strict=False):
         drawn = 0
         for t in panel["targets"]:
-            expr = substitute(t["expr"], values)
+            expr = substitute(t["expr"], values, {**BUILTINS, "$__rate_interval": rate_interval})
             for series in prom.query_range(expr, start, end, step):
                 xs = [float(ts) - start for ts, _ in series["values"]]
                 ys = [float(v) for _, v in series["values"]]
@@ -125,7 +131,7 @@ def render_png(
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.suptitle(f"{board['title']} — panels' data from Prometheus (x: seconds)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)

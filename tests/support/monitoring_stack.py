@@ -57,15 +57,18 @@ def monitoring_stack(tmp: Path, *, agreement_window: int = 10) -> Iterator[Stack
         yield Stack(gw, prom)
 
 
-def drive_traffic(gw: Server, *, rounds: int = 3, per_round: int = 12, pause: float = 1.5) -> dict[str, int]:
-    """Mixed traffic through the official SDK: easy prompts (student; a third of them reverse,
-    which this student gets wrong), hard ones (teacher), streamed and not, and one unknown model."""
+def drive_traffic(
+    gw: Server, *, rounds: int = 3, per_round: int = 12, pause: float = 1.5, reverse_from_round: int = 0
+) -> dict[str, int]:
+    """Mixed traffic through the official SDK: easy prompts (student; from ``reverse_from_round``
+    on a third of them are reverse, which this student gets wrong), hard ones (teacher),
+    streamed and not, and one request for an unknown model per round."""
     client = openai.OpenAI(base_url=gw.url, api_key=KEY, max_retries=0)
     counts = {"student": 0, "teacher": 0, "errors": 0}
     for r in range(rounds):
         for i in range(per_round):
             hard = i % 4 == 3
-            task = ("copy", "upper", "reverse")[i % 3]
+            task = ("copy", "upper", "reverse" if r >= reverse_from_round else "copy")[i % 3]
             prompt = HARD if hard else f"{task}: {WORDS[(r * per_round + i) % len(WORDS)]}"
             messages = [{"role": "user", "content": prompt}]
             if i % 2:
