@@ -129,6 +129,8 @@ class RouterConfig(BaseModel):
     embedding_batch_wait_ms: float = Field(default=0.0, ge=0.0)
     # Only the start of a prompt is embedded; its length still enters the classifier.
     embedding_max_tokens: int = Field(default=128, ge=8)
+    # CPU threads of the embedding worker (0 = torch's default); 1 leaves the rest to the gateway and student.
+    embedding_threads: int = Field(default=1, ge=0)
     # Recent teacher answers kept in memory to retrain the learned scorer when a new adapter goes live.
     retrain_buffer: int = Field(default=2000, ge=0)
     # Confidence cascade (``scorer: cascade``): the student answers first and the request escalates to the
