@@ -6,6 +6,7 @@ from __future__ import annotations
 from distillserve.cli import (
     broker_command,  # noqa: F401
     distill_command,  # noqa: F401
+    prepare_command,  # noqa: F401
     serve_command,  # noqa: F401
 )
 from distillserve.cli.app import app
