@@ -60,8 +60,20 @@ class BackendConfig(BaseModel):
     reasoning_format: Literal["none", "think_tags", "reasoning_content"] = "none"
     first_token_delay_s: float = 0.0
     token_delay_s: float = 0.0
-    # vllm: production engine settings the deploy files pass through to ``vllm serve``.
+    # vllm: engine settings, each key a vLLM flag (max_lora_rank -> --max-lora-rank); the keys and
+    # defaults are documented in ``serving.vllm_process.VLLMEngineArgs``: max_lora_rank (16),
+    # max_loras (2), max_cpu_loras, max_model_len (1024), tensor_parallel_size (1),
+    # gpu_memory_utilization, dtype, cpu_kvcache_space_gib (1), extra_args; others pass through.
+    # ``distillserve vllm-serve`` and the deploy files start vLLM from them; the gateway refuses
+    # adapters above max_lora_rank before vLLM sees them.
     vllm_args: dict[str, Any] = Field(default_factory=dict)
+    # vllm / embedded: the LoRA adapter to make live at start (name + PEFT directory), once
+    # the engine answers. Later versions arrive by hot-swap (admin API, adapter registry).
+    live_adapter: str | None = None
+    live_adapter_path: str | None = None
+    # vllm / embedded: seconds between checks that the engine still holds the live adapter
+    # (reloaded when it restarted underneath the gateway); 0 = only when a request finds it missing.
+    watch_interval_s: float = 2.0
 
     @property
     def served_model(self) -> str:

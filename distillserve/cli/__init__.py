@@ -8,6 +8,7 @@ from distillserve.cli import (
     distill_command,  # noqa: F401
     prepare_command,  # noqa: F401
     serve_command,  # noqa: F401
+    vllm_command,  # noqa: F401
 )
 from distillserve.cli.app import app
 

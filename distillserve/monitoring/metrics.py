@@ -114,6 +114,10 @@ ADAPTER_SWAP_DURATION = Histogram(
     "Time from promote to the new version serving.",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+ADAPTER_RESTORES = Counter(
+    "distillserve_adapter_restores_total",
+    "Live or canary adapters reloaded after the student engine lost them (e.g. it restarted).",
+)
 
 # --- drift ---------------------------------------------------------------------------------------
 SHADOW_PAIRS = Counter("distillserve_shadow_pairs_total", "Shadow comparisons by outcome.", ["outcome"])
