@@ -11,9 +11,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from distillserve.config import TeacherLogConfig
 from distillserve.monitoring.metrics import TEACHER_LOG_RECORDS
 from distillserve.teacher_log.broker import LocalBroker
-from distillserve.teacher_log.kafka_sink import KafkaSink
+from distillserve.teacher_log.kafka_sink import KafkaSink, open_spool
 from distillserve.teacher_log.record import TeacherLogRecord, conversation_key
 from tests.support.broker import create_topics, read_topic, running_broker, teacher_log_config
 from tests.support.processes import free_port
@@ -114,3 +115,21 @@ def test_spool_budget_exhausted_drops_and_counts(tmp_path: Path) -> None:
     assert 0 < sink.stats.spooled < 200
     assert sink.spool.dropped == 200 - sink.stats.spooled
     assert TEACHER_LOG_RECORDS.labels("dropped")._value.get() - before == sink.spool.dropped
+
+
+def test_default_spool_slots_let_two_gateways_share_a_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DISTILLSERVE_CACHE_DIR", str(tmp_path))
+    cfg = TeacherLogConfig(bootstrap_servers=f"127.0.0.1:{free_port()}")
+    a, b = open_spool(cfg), open_spool(cfg)
+    assert (
+        a.directory != b.directory
+        and a.directory.parent == b.directory.parent == tmp_path / "teacher-log-spool"
+    )
+    a.append([b"left behind by a crashed gateway"])
+    a.close()
+    c = open_spool(cfg)  # the next gateway takes the free slot, and with it the records
+    assert c.directory == a.directory and c.read(10).payloads == [b"left behind by a crashed gateway"]
+    b.close()
+    c.close()
