@@ -40,7 +40,9 @@ def _app(promoter: Promoter, key: str | None) -> FastAPI:
         teacher=testbed_teacher.TestbedTeacher(),
         router=Router(settings.router),
     )
-    return create_app(gateway, extra_routers=[registry_router(promoter, key)])
+    return create_app(
+        gateway, extra_routers=[registry_router(promoter.registry, key, activator=promoter.activator)]
+    )
 
 
 @pytest.fixture
@@ -69,17 +71,22 @@ def served(tmp_path: Path, adapter_dir: Path) -> Iterator[tuple[str, AdapterRegi
         thread.join(timeout=10)
 
 
+def _served_live(url: str) -> str | None:
+    return httpx.get(f"{url}/state", headers=_h()).json()["live"]
+
+
 def _h(key: str = KEY) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
 def test_admin_key_is_required(served: tuple[str, AdapterRegistry]) -> None:
     url, _ = served
-    for headers in ({}, _h("wrong")):
-        r = httpx.get(f"{url}/versions", headers=headers)
-        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+    r = httpx.get(f"{url}/versions")
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+    r = httpx.get(f"{url}/versions", headers=_h("wrong"))
+    assert r.status_code == 403 and r.json()["error"]["code"] == "permission_denied"
     r = httpx.post(f"{url}/promote", json={"version": "v1"}, headers=_h("wrong"))
-    assert r.status_code == 401
+    assert r.status_code == 403 and _served_live(url) is None
 
 
 def test_list_show_diff(served: tuple[str, AdapterRegistry]) -> None:
@@ -139,7 +146,7 @@ def test_disabled_without_an_admin_key(tmp_path: Path) -> None:
         while not server.started and time.monotonic() < deadline:
             time.sleep(0.05)
         r = httpx.get(f"http://127.0.0.1:{port}/admin/registry/versions", headers=_h())
-        assert r.status_code == 404 and r.json()["error"]["code"] == "admin_disabled"
+        assert r.status_code == 403 and "disabled" in r.json()["error"]["message"]
     finally:
         server.should_exit = True
         thread.join(timeout=10)
