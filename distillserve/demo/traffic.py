@@ -24,6 +24,8 @@ class Outcome:
     latency_s: float
     ttft_s: float
     error: str | None = None
+    prompt: str = ""
+    answer: str = ""
 
 
 @dataclass(frozen=True)
@@ -64,9 +66,29 @@ async def one_request(
                     ttft = time.perf_counter() - t0
                 text += chunk.choices[0].delta.content
     except openai.APIError as exc:
-        return Outcome(t0 - started, task, "error", "", False, time.perf_counter() - t0, 0.0, str(exc)[:200])
+        return Outcome(
+            t0 - started,
+            task,
+            "error",
+            "",
+            False,
+            time.perf_counter() - t0,
+            0.0,
+            str(exc)[:200],
+            prompt,
+            answer,
+        )
     return Outcome(
-        t0 - started, task, route, served, text.strip() == answer, time.perf_counter() - t0, ttft or 0.0
+        t0 - started,
+        task,
+        route,
+        served,
+        text.strip() == answer,
+        time.perf_counter() - t0,
+        ttft or 0.0,
+        None,
+        prompt,
+        answer,
     )
 
 

@@ -7,11 +7,42 @@ versions, which are few. Import a metric from here where it is observed.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from importlib.metadata import PackageNotFoundError, version
+
+from prometheus_client import Counter, Gauge, Histogram, Info
 
 # Latency buckets from 5 ms to 2 min: CPU students answer in tens of ms, reasoning teachers in minutes.
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _TTFT = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+# Known label values, for the start-up initialisation in ``monitoring.series`` (dashboards and alerts
+# then see zeros instead of absent series) and for code that observes these metrics.
+ROUTES = ("student", "teacher")
+ENDPOINTS = ("chat", "completions")
+# Statuses a request can end with; others (e.g. an upstream's 429) still appear once they happen.
+STATUSES = ("200", "400", "401", "404", "413", "499", "500", "503", "504")
+# Requests refused before routing are counted with route="none", backend="none".
+REJECTED_STATUSES = ("400", "401", "404", "413")
+BACKEND_ERROR_KINDS = ("backend_unavailable", "backend_timeout", "server_error", "invalid_request_error")
+ROUTE_REASONS = ("score", "forced", "key_override", "pinned")
+TEACHER_LOG_OUTCOMES = ("produced", "spooled", "replayed", "dropped", "dead_lettered")
+SHADOW_OUTCOMES = (
+    "agree",  # teacher answered, the pair agrees
+    "disagree",  # teacher answered, the pair disagrees
+    "teacher_error",  # teacher failed: no pair, no record
+    "teacher_timeout",  # teacher slower than monitoring.shadow_timeout_s
+    "skipped_busy",  # sampled, but shadow_max_concurrency comparisons were already running
+    "scoring_error",  # the agreement scorer failed (e.g. embedding model missing)
+)
+ADAPTER_SWAP_OUTCOMES = ("swapped", "refused")
+# The value of ``version`` in ``distillserve_live_adapter_info`` while the base model serves (no adapter).
+BASE_VERSION = "base"
+
+BUILD_INFO = Info("distillserve_build", "Version of the distillserve code in this process.")
+try:
+    BUILD_INFO.info({"version": version("distillserve")})
+except PackageNotFoundError:  # running from a checkout that was never installed
+    BUILD_INFO.info({"version": "unknown"})
 
 # --- gateway -------------------------------------------------------------------------------------
 REQUESTS = Counter(
@@ -114,9 +145,31 @@ ADAPTER_SWAP_DURATION = Histogram(
     "Time from promote to the new version serving.",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+ADAPTER_RESTORES = Counter(
+    "distillserve_adapter_restores_total",
+    "Live or canary adapters reloaded after the student engine lost them (e.g. it restarted).",
+)
 
 # --- drift ---------------------------------------------------------------------------------------
+# Shadow sampling: a share of student-served requests is also asked of the teacher in the background.
 SHADOW_PAIRS = Counter("distillserve_shadow_pairs_total", "Shadow comparisons by outcome.", ["outcome"])
+SHADOW_IN_FLIGHT = Gauge("distillserve_shadow_in_flight", "Shadow teacher requests running now.")
+SHADOW_DURATION = Histogram(
+    "distillserve_shadow_duration_seconds",
+    "Time of one shadow comparison: teacher call plus scoring.",
+    buckets=_LATENCY,
+)
+SHADOW_SIMILARITY = Histogram(
+    "distillserve_shadow_similarity_score",
+    "Similarity of student and teacher answers on shadow pairs (1 = same).",
+    ["scorer"],
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99, 1.0),
+)
+STUDENT_AGREEMENT_PAIRS = Gauge(
+    "distillserve_student_agreement_window_pairs",
+    "Shadow pairs in the rolling agreement window (the window is full at monitoring.agreement_window).",
+    ["adapter"],
+)
 STUDENT_AGREEMENT = Gauge(
     "distillserve_student_agreement_ratio", "Rolling student/teacher agreement on shadow pairs.", ["adapter"]
 )
@@ -127,6 +180,6 @@ STUDENT_AGREEMENT_BASELINE = Gauge(
 )
 STUDENT_DRIFT = Gauge(
     "distillserve_student_drift_ratio",
-    "Baseline agreement minus rolling agreement (positive = worse).",
+    "Drop of the rolling agreement below the baseline (baseline minus rolling, 0 when at or above it).",
     ["adapter"],
 )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import bisect
+import math
+import random
 from abc import ABC, abstractmethod
 from collections import deque
 from typing import Literal
@@ -35,31 +37,77 @@ class ThresholdPolicy(RoutingPolicy):
 
 class TargetSharePolicy(RoutingPolicy):
     """Keeps the teacher's share near a target by setting the threshold at the matching
-    quantile of the recent score distribution (a sliding window)."""
+    quantile of the recent score distribution (a sliding window of ``window`` scores).
 
-    def __init__(self, target_share: float, window: int = 500, initial_threshold: float = 0.5) -> None:
+    Scores exactly at the threshold are split at random in the proportion that makes the
+    expected share hit the target: a coarse scorer (many equal scores) would otherwise send
+    a whole tie group to one side and miss the target by the size of that group.
+
+    The window lags when the traffic mix shifts, so the share actually given to the teacher
+    over the same window feeds back: the quantile aims at ``target + gain * (target - realised)``,
+    which pays back an overshoot during a shift instead of letting it stand.
+    """
+
+    def __init__(
+        self,
+        target_share: float,
+        window: int = 500,
+        initial_threshold: float = 0.5,
+        rng: random.Random | None = None,
+        gain: float = 2.0,
+    ) -> None:
         if not 0.0 <= target_share <= 1.0:
             raise ValueError(f"target_teacher_share must be in [0, 1], got {target_share}")
+        if window < 1:
+            raise ValueError(f"window must be at least 1, got {window}")
         self.target_share = target_share
         self._recent: deque[float] = deque(maxlen=window)
         self._sorted: list[float] = []
         self._threshold = initial_threshold
+        self._tie_share = 1.0  # probability that a score equal to the threshold goes to the teacher
+        self._rng = rng or random.Random()
+        self.gain = gain
+        self._routed: deque[bool] = deque(maxlen=window)  # True = sent to the teacher
 
     def observe(self, score: float) -> None:
+        if math.isnan(score):
+            return
         if len(self._recent) == self._recent.maxlen:
             old = self._recent[0]
             del self._sorted[bisect.bisect_left(self._sorted, old)]
         self._recent.append(score)
         bisect.insort(self._sorted, score)
+        self._recalibrate()
+
+    def _recalibrate(self) -> None:
         n = len(self._sorted)
         if self.target_share <= 0.0:
-            self._threshold = 1.0 + 1e-9
-        elif self.target_share >= 1.0:
-            self._threshold = 0.0
-        else:
-            # The (1 - share) quantile: that share of recent scores lies at or above it.
-            k = min(n - 1, max(0, round((1.0 - self.target_share) * n)))
-            self._threshold = self._sorted[k]
+            self._threshold, self._tie_share = math.inf, 0.0
+            return
+        if self.target_share >= 1.0:
+            self._threshold, self._tie_share = -math.inf, 1.0
+            return
+        aim = self.target_share
+        if self._routed:
+            realised = sum(self._routed) / len(self._routed)
+            aim = min(1.0, max(0.0, aim + self.gain * (self.target_share - realised)))
+        wanted = aim * n  # how many of the recent scores the teacher should take
+        # The score at the boundary: the (1 - share) quantile, taken from the top.
+        k = min(n - 1, max(0, n - math.ceil(wanted)))
+        t = self._sorted[k]
+        above = n - bisect.bisect_right(self._sorted, t)
+        ties = bisect.bisect_right(self._sorted, t) - bisect.bisect_left(self._sorted, t)
+        self._threshold = t
+        self._tie_share = min(1.0, max(0.0, (wanted - above) / ties))
 
     def threshold(self) -> float:
         return self._threshold
+
+    def decide(self, score: float, threshold: float | None = None) -> Route:
+        if threshold is not None:  # a per-key threshold overrides the calibration
+            return super().decide(score, threshold)
+        teacher = score > self._threshold or (
+            score == self._threshold and self._rng.random() < self._tie_share
+        )
+        self._routed.append(teacher)
+        return "teacher" if teacher else "student"

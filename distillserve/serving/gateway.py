@@ -14,7 +14,8 @@ from typing import Any, Protocol
 from distillserve.config import Settings
 from distillserve.monitoring import metrics
 from distillserve.router.policy import Route
-from distillserve.router.router import RouteDecision, Router
+from distillserve.router.router import CASCADE, RouteDecision, Router
+from distillserve.serving import cascade
 from distillserve.serving.backends.base import Backend
 from distillserve.serving.errors import APIError, BackendTimeout, BackendUnavailable, ModelNotFound
 from distillserve.serving.protocol import ChatCompletionRequest, CompletionRequest, SamplingFields, new_id
@@ -44,6 +45,8 @@ class RoutePlan:
     decision: RouteDecision
     public_model: str  # what the response's "model" says
     fallback: RoutePlan | None = None
+    # An escalated cascade: (student model, its answer that was not good enough), kept in the teacher log.
+    cascade_student: tuple[str, str] | None = None
 
     def annotation(self) -> dict[str, Any]:
         score = self.decision.score
@@ -52,6 +55,7 @@ class RoutePlan:
             "backend": self.backend.kind,
             "difficulty": None if math.isnan(score) else round(score, 4),
             "reason": self.decision.reason,
+            "scorer": self.decision.scorer,
         }
 
     def headers(self) -> dict[str, str]:
@@ -147,6 +151,8 @@ class Gateway:
     # -- blocking ---------------------------------------------------------------------------------
     async def complete(self, request: Request, plan: RoutePlan) -> tuple[dict[str, Any], RoutePlan]:
         """Run a blocking request, falling back once for ``auto`` if the chosen backend is down."""
+        if plan.decision.reason == CASCADE:
+            return await cascade.complete(self, request, plan)
         try:
             return await self._complete_once(request, plan), plan
         except APIError as exc:
@@ -189,7 +195,10 @@ class Gateway:
         self, request: Request, plan: RoutePlan
     ) -> tuple[AsyncIterator[dict[str, Any]], dict[str, Any] | None, RoutePlan]:
         """Start a stream and fetch its first chunk, so a dead backend still gets a proper
-        error status (or a fallback) before any byte reaches the client."""
+        error status (or a fallback) before any byte reaches the client. A cascade holds the
+        student's stream back until it is sure, and may answer with the teacher's instead."""
+        if plan.decision.reason == CASCADE:
+            return await cascade.open_stream(self, request, plan)
         try:
             it, first = await self._first_chunk(request, plan)
             return it, first, plan
@@ -207,8 +216,11 @@ class Gateway:
             it = plan.backend.chat_stream(request, model=plan.model)
         else:
             it = plan.backend.completion_stream(request, model=plan.model)
+        # Count the request on its adapter from the moment it was picked (no await since),
+        # so a hot-swap never unloads an adapter a stream is about to start on.
         try:
-            first = await it.__anext__()
+            with self.target.in_flight(plan.model) if plan.route == "student" else nullcontext():
+                first = await it.__anext__()
         except StopAsyncIteration:
             return it, None
         except APIError as exc:
@@ -351,6 +363,8 @@ class Gateway:
         try:
             record = build_record(request, plan, text, reasoning, finish_reason, usage, logprobs, response_id)
             self.sink.submit(record)
+            if record.messages is not None:  # kept to retrain the learned router after a promotion
+                self.router.remember_teacher_answer(record.messages, text)
         except Exception:  # logging must never fail a request; the sink counts its own drops
             log.exception("could not log a teacher answer")
 
@@ -385,6 +399,8 @@ def build_record(
         finish_reason=finish_reason,
         usage=usage,
         logprobs=[_token_logprob(e) for e in logprobs] if logprobs else None,
+        student_model=plan.cascade_student[0] if plan.cascade_student else None,
+        student_text=plan.cascade_student[1] if plan.cascade_student else None,
     )
 
 

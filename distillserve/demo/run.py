@@ -1,0 +1,155 @@
+"""``distillserve demo``: the whole learning loop on this machine, measured.
+
+Starts the stack (broker, testbed teacher, gateway with the embedded student, distiller),
+drives mixed-difficulty traffic through the OpenAI endpoint with the official SDK, shows
+a live view, then sends the same prompts to the teacher alone for the baseline and writes
+the report. Everything started is stopped at the end, on errors and on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+
+from distillserve.demo.live_view import LiveView
+from distillserve.demo.report import AdapterEvent, Summary, write_report
+from distillserve.demo.stack import Endpoints, demo_stack
+from distillserve.demo.traffic import DEFAULT_MIX, Outcome, TrafficMix, drive, one_request
+from distillserve.testbed.tasks import TASKS
+
+
+@dataclass
+class DemoOptions:
+    out: Path
+    duration_s: float = 300.0
+    rate_per_s: float = 4.0
+    concurrency: int = 8
+    student: str = "embedded"
+    seed: int = 0
+    window_s: float = 30.0
+    mix: TrafficMix = DEFAULT_MIX
+    # Deep-merged over the generated stack config (e.g. a faster distiller trigger for tests).
+    config_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+class AdapterWatcher:
+    """Polls the gateway's admin API and turns registry changes into report events."""
+
+    def __init__(self, ep: Endpoints, started: float) -> None:
+        self.ep = ep
+        self.started = started
+        self.seen: dict[str, str] = {}
+        self.events: list[AdapterEvent] = []
+
+    async def poll(self, client: httpx.AsyncClient) -> list[AdapterEvent]:
+        try:
+            r = await client.get(
+                f"{self.ep.gateway_root}/admin/adapters",
+                headers={"Authorization": f"Bearer {self.ep.admin_key}"},
+            )
+            r.raise_for_status()
+        except httpx.HTTPError:
+            return []
+        new = []
+        for v in r.json().get("data", []):
+            version, status = v["version"], v["status"]
+            if self.seen.get(version) == status:
+                continue
+            self.seen[version] = status
+            evals = {
+                f"{ds}:{m}": float(x)
+                for ds, ms in (v.get("eval") or {}).items()
+                if isinstance(ms, dict)
+                for m, x in ms.items()
+                if isinstance(x, int | float)
+            }
+            e = AdapterEvent(time.perf_counter() - self.started, version, status, evals)
+            self.events.append(e)
+            new.append(e)
+        return new
+
+
+async def _watch(watcher: AdapterWatcher, view: LiveView, stop: asyncio.Event) -> None:
+    async with httpx.AsyncClient(timeout=5) as client:
+        while not stop.is_set():
+            for e in await watcher.poll(client):
+                view.event(e)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 2.0)
+
+
+async def teacher_only(client: openai.AsyncOpenAI, outcomes: list[Outcome]) -> float:
+    """Quality of the teacher alone on exactly the prompts the router served."""
+    sem = asyncio.Semaphore(8)
+
+    async def one(o: Outcome) -> bool:
+        async with sem:
+            r = await one_request(client, o.task, o.prompt, o.answer, 0.0, model="teacher")
+        return r.correct
+
+    results = await asyncio.gather(*(one(o) for o in outcomes))
+    return sum(results) / len(results) if results else float("nan")
+
+
+async def _run(opts: DemoOptions, view: LiveView) -> tuple[Summary, list[int]]:
+    opts.out.mkdir(parents=True, exist_ok=True)
+    view.set_status("starting broker, teacher, gateway, distiller")
+    with demo_stack(opts.out, student=opts.student, config_overrides=opts.config_overrides) as (stack, ep):
+        pids = stack.pids()
+        client = openai.AsyncOpenAI(base_url=ep.gateway, api_key="demo", max_retries=0, timeout=120)
+        started = time.perf_counter()
+        view.started = started
+        watcher = AdapterWatcher(ep, started)
+        stop = asyncio.Event()
+        watch = asyncio.create_task(_watch(watcher, view, stop))
+        view.set_status("serving traffic")
+        try:
+            outcomes = await drive(
+                client,
+                duration_s=opts.duration_s,
+                rate_per_s=opts.rate_per_s,
+                mix=opts.mix,
+                seed=opts.seed,
+                concurrency=opts.concurrency,
+                on_outcome=view.add,
+            )
+            stack.check_alive()
+            view.set_status("teacher-only baseline on the same prompts")
+            baseline = await teacher_only(client, outcomes)
+        finally:
+            stop.set()
+            await asyncio.gather(watch, return_exceptions=True)
+            await client.close()
+        async with httpx.AsyncClient(timeout=5) as http:
+            for e in await watcher.poll(http):
+                view.event(e)
+    notes = [
+        f"student: {opts.student}; traffic {opts.rate_per_s}/s for {opts.duration_s:.0f} s, mix "
+        + ", ".join(f"{t} {w:.0%}" for t, w in opts.mix.weights.items()),
+        "tasks the student must learn by distillation: "
+        + ", ".join(n for n, t in TASKS.items() if t.difficulty == "learnable"),
+    ]
+    summary = write_report(opts.out, outcomes, baseline, watcher.events, window_s=opts.window_s, notes=notes)
+    return summary, pids
+
+
+def run_demo(opts: DemoOptions) -> tuple[Summary, list[int]]:
+    """Run the demo; returns the summary and the PIDs it started (all stopped by then)."""
+
+    def _sigterm(*_: object) -> None:
+        raise KeyboardInterrupt  # unwinds through demo_stack, which stops every process
+
+    previous = signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        with LiveView(opts.duration_s, opts.window_s) as view:
+            return asyncio.run(_run(opts, view))
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,157 @@
+"""The demo's processes: broker, testbed teacher, gateway and distiller, each a real
+``distillserve`` command in its own process group, logging into the run folder, and all
+stopped by PID when the demo ends (normally, on an error or on Ctrl-C)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from distillserve.child_process import free_port, start_process, stop_process, wait_http
+from distillserve.config import REPO_ROOT
+
+
+@dataclass
+class Endpoints:
+    gateway: str  # base URL with /v1
+    gateway_root: str
+    teacher: str
+    broker: str  # host:port
+    distiller_metrics: str
+    admin_key: str
+
+
+@dataclass
+class Stack:
+    """Started processes, in start order; stopped in reverse."""
+
+    run_dir: Path
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        env.setdefault("HF_HUB_OFFLINE", "1")
+        env.setdefault("TRANSFORMERS_OFFLINE", "1")
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    def start(self, name: str, *args: str, ready_url: str | None = None, timeout: float = 120.0) -> None:
+        log = self.run_dir / "logs" / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        proc = start_process(
+            [sys.executable, "-m", "distillserve", *args], env=self.env(), log_path=log, cwd=REPO_ROOT
+        )
+        self.procs[name] = proc
+        if ready_url:
+            try:
+                wait_http(ready_url, timeout, proc)
+            except Exception as exc:
+                tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+                raise RuntimeError(f"{name} did not start: {exc}\n--- {log} ---\n{tail}") from exc
+
+    def check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"{name} exited with {proc.returncode}; see {self.run_dir}/logs/{name}.log"
+                )
+
+    def stop(self) -> None:
+        for name in reversed(list(self.procs)):
+            stop_process(self.procs[name], timeout=20)
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs.values()]
+
+
+def demo_config(run_dir: Path, ports: dict[str, int], student: str, admin_key: str) -> dict[str, Any]:
+    students: dict[str, dict[str, Any]] = {
+        "embedded": {"kind": "embedded", "name": "student", "model_path": "testbed-student"},
+        "smollm2": {"kind": "embedded", "name": "student", "model_path": "smollm2"},
+        "vllm": {"kind": "vllm", "name": "student", "url": f"http://127.0.0.1:{ports['vllm']}/v1"},
+    }
+    return {
+        "server": {"host": "127.0.0.1", "port": ports["gateway"], "admin_key": admin_key},
+        "student": students[student],
+        "teacher": {
+            "kind": "openai",
+            "name": "teacher",
+            "url": f"http://127.0.0.1:{ports['teacher']}/v1",
+            "timeout_s": 30,
+        },
+        "teacher_log": {
+            "sink": "kafka",
+            "bootstrap_servers": f"127.0.0.1:{ports['broker']}",
+            "spool_dir": str(run_dir / "spool"),
+        },
+        "registry": {"url": str(run_dir / "registry")},
+        "monitoring": {"distiller_metrics_port": ports["distiller_metrics"]},
+    }
+
+
+@contextlib.contextmanager
+def demo_stack(
+    run_dir: Path, *, student: str, config_overrides: dict[str, Any]
+) -> Iterator[tuple[Stack, Endpoints]]:
+    ports = {k: free_port() for k in ("gateway", "teacher", "broker", "distiller_metrics", "vllm")}
+    admin_key = "demo-admin-" + os.urandom(6).hex()
+    cfg = _merge(demo_config(run_dir, ports, student, admin_key), config_overrides)
+    cfg_path = run_dir / "config.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    stack = Stack(run_dir)
+    ep = Endpoints(
+        gateway=f"http://127.0.0.1:{ports['gateway']}/v1",
+        gateway_root=f"http://127.0.0.1:{ports['gateway']}",
+        teacher=f"http://127.0.0.1:{ports['teacher']}/v1",
+        broker=f"127.0.0.1:{ports['broker']}",
+        distiller_metrics=f"http://127.0.0.1:{ports['distiller_metrics']}/metrics",
+        admin_key=admin_key,
+    )
+    try:
+        stack.start("broker", "broker", "--port", str(ports["broker"]), "--config", str(cfg_path))
+        stack.start(
+            "teacher",
+            "testbed-teacher",
+            "--port",
+            str(ports["teacher"]),
+            ready_url=f"http://127.0.0.1:{ports['teacher']}/healthz",
+        )
+        if student == "vllm":
+            stack.start(
+                "vllm",
+                "vllm-serve",
+                "--port",
+                str(ports["vllm"]),
+                ready_url=f"http://127.0.0.1:{ports['vllm']}/health",
+                timeout=600,
+            )
+        stack.start(
+            "gateway",
+            "serve",
+            "--config",
+            str(cfg_path),
+            ready_url=f"http://127.0.0.1:{ports['gateway']}/readyz",
+            timeout=600,
+        )
+        stack.start(
+            "distiller", "distill", "--config", str(cfg_path), ready_url=ep.distiller_metrics, timeout=600
+        )
+        yield stack, ep
+    finally:
+        stack.stop()
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

@@ -1,0 +1,48 @@
+"""Ask a student backend for its answer and token log-probabilities (for labelled sets and retraining)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from distillserve.router.confidence import chunk_logprobs
+from distillserve.serving.backends.base import Backend
+from distillserve.serving.protocol import ChatCompletionRequest
+
+
+@dataclass(frozen=True)
+class StudentAnswer:
+    text: str
+    logprobs: list[float]
+
+
+async def ask(
+    backend: Backend, messages: list[dict[str, Any]], *, model: str | None = None, max_tokens: int = 64
+) -> StudentAnswer:
+    """Greedy answer to one conversation, with the log-probability of every generated token."""
+    request = ChatCompletionRequest(
+        model=model or backend.name, messages=messages, temperature=0.0, max_tokens=max_tokens, logprobs=True
+    )
+    body = await backend.chat(request, model=model)
+    choice = body["choices"][0]
+    return StudentAnswer((choice.get("message") or {}).get("content") or "", chunk_logprobs(choice))
+
+
+async def ask_many(
+    backend: Backend,
+    conversations: Sequence[list[dict[str, Any]]],
+    *,
+    model: str | None = None,
+    max_tokens: int = 64,
+    concurrency: int = 16,
+) -> list[StudentAnswer]:
+    """Answers in input order; ``concurrency`` requests in flight lets a batching engine batch them."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(messages: list[dict[str, Any]]) -> StudentAnswer:
+        async with gate:
+            return await ask(backend, messages, model=model, max_tokens=max_tokens)
+
+    return list(await asyncio.gather(*(one(m) for m in conversations)))
