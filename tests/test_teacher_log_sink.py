@@ -3,6 +3,8 @@ when the broker is away, replay after a restart, drops counted when the spool is
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -149,3 +151,32 @@ def test_record_too_large_for_the_broker_is_dropped_and_counted_not_retried(
     sink.close()
     assert sink.stats.dropped == 1 and sink.stats.produced == 2
     assert set(ids_in(broker.bootstrap_servers, cfg.topic, 2)) == {"req-000000", "req-000002"}
+
+
+def test_slow_broker_spools_then_replays(tmp_path: Path) -> None:
+    # SIGSTOP makes the real broker hang with its connections open: the "slow" case.
+    with running_broker(tmp_path) as broker:
+        cfg = teacher_log_config(broker, tmp_path, delivery_timeout_s=1.0, retry_backoff_s=0.3)
+        create_topics(broker, cfg)
+        sink = KafkaSink(cfg)
+        sink.start_background()
+        for i in range(50):
+            sink.submit(make_record(i))
+        assert sink.wait_delivered(30)
+        assert broker.pid is not None
+        os.kill(broker.pid, signal.SIGSTOP)
+        try:
+            for i in range(50, 150):
+                sink.submit(make_record(i))
+            deadline = time.monotonic() + 20
+            while not (sink.spooling and sink.stats.spooled >= 100) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert sink.spooling and sink.stats.spooled >= 100, sink.stats
+        finally:
+            os.kill(broker.pid, signal.SIGCONT)
+        assert sink.wait_delivered(60), sink.stats
+        sink.close()
+        ids = ids_in(broker.bootstrap_servers, cfg.topic, 150)
+    # Nothing lost; a record the hung broker took before the sink gave up may arrive twice.
+    assert set(ids) == {f"req-{i:06d}" for i in range(150)}
+    assert sum(ids.values()) - 150 <= 100

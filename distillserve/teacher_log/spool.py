@@ -109,6 +109,15 @@ class DiskSpool:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.directory / "cursor")
+        self._fsync_dir()
+
+    def _fsync_dir(self) -> None:
+        """Make a rename or a new segment file itself durable, not only its contents."""
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _delete(self, segment: int) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -185,6 +194,7 @@ class DiskSpool:
         self._sizes[self._active] = 0
         self._fd = os.open(self._path(self._active), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._dirty = False
+        self._fsync_dir()
 
     def sync(self) -> None:
         """fsync what was appended since the last sync."""
