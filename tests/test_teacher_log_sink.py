@@ -180,3 +180,29 @@ def test_slow_broker_spools_then_replays(tmp_path: Path) -> None:
     # Nothing lost; a record the hung broker took before the sink gave up may arrive twice.
     assert set(ids) == {f"req-{i:06d}" for i in range(150)}
     assert sum(ids.values()) - 150 <= 100
+
+
+def test_security_settings_pass_through_to_kafka_python() -> None:
+    from kafka import KafkaConsumer, KafkaProducer
+
+    from distillserve.teacher_log.kafka_options import client_options
+
+    cfg = TeacherLogConfig(
+        bootstrap_servers="b1:9093, b2:9093",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="gateway",
+        sasl_password="s3cret",  # type: ignore[arg-type]
+        ssl_cafile="/etc/kafka/ca.pem",
+    )
+    opts = client_options(cfg)
+    assert opts == {
+        "bootstrap_servers": ["b1:9093", "b2:9093"],
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "gateway",
+        "sasl_plain_password": "s3cret",
+        "ssl_cafile": "/etc/kafka/ca.pem",
+    }
+    # Every name is one kafka-python's producer and consumer know.
+    assert set(opts) <= set(KafkaProducer.DEFAULT_CONFIG) & set(KafkaConsumer.DEFAULT_CONFIG)

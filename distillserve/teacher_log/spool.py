@@ -220,6 +220,12 @@ class DiskSpool:
                 with open(self._path(seg), "rb") as fh:
                     fh.seek(off)
                     data = fh.read(min(end_of_seg - off, max_bytes - size + (1 << 20)))
+                    if len(data) >= _FRAME.size:
+                        # One record larger than the read window: read it whole.
+                        need = _FRAME.size + _FRAME.unpack_from(data)[0]
+                        if len(data) < need <= end_of_seg - off:
+                            fh.seek(off)
+                            data = fh.read(need)
                 pos, damaged = 0, False
                 while len(batch) < max_records and pos + _FRAME.size <= len(data):
                     length, crc = _FRAME.unpack_from(data, pos)
