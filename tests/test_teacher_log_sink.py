@@ -16,7 +16,7 @@ import pytest
 from distillserve.config import TeacherLogConfig
 from distillserve.monitoring.metrics import TEACHER_LOG_RECORDS
 from distillserve.teacher_log.broker import LocalBroker
-from distillserve.teacher_log.kafka_sink import KafkaSink, open_spool
+from distillserve.teacher_log.kafka_sink import KafkaSink, decode_entry, open_spool
 from distillserve.teacher_log.record import TeacherLogRecord, conversation_key
 from tests.support.broker import create_topics, read_topic, running_broker, teacher_log_config
 from tests.support.processes import free_port
@@ -206,3 +206,17 @@ def test_security_settings_pass_through_to_kafka_python() -> None:
     }
     # Every name is one kafka-python's producer and consumer know.
     assert set(opts) <= set(KafkaProducer.DEFAULT_CONFIG) & set(KafkaConsumer.DEFAULT_CONFIG)
+
+
+def test_closed_before_start_keeps_submitted_records_in_the_spool(tmp_path: Path) -> None:
+    cfg = teacher_log_config(LocalBroker(free_port()), tmp_path)
+    sink = KafkaSink(cfg)
+    for i in range(5):
+        sink.submit(make_record(i))
+    sink.close()
+    again = KafkaSink(cfg)
+    assert again.spooling  # a restart replays them first
+    assert [orjson.loads(decode_entry(p)[1])["request_id"] for p in again.spool.read(10).payloads] == [
+        f"req-{i:06d}" for i in range(5)
+    ]
+    again.close()

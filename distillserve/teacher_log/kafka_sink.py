@@ -11,7 +11,9 @@ then retries the broker every ``retry_backoff_s`` (doubling up to 10 s), replays
 order, and switches back to direct sends once the spool is empty. A restart replays what the
 spool holds first. Delivery is at least once: a record whose acknowledgement was lost in an
 outage may arrive twice (readers can dedupe on ``request_id``); none is lost unless the spool's
-disk budget runs out, and then every dropped record is counted.
+disk budget runs out or a record is too large for the broker, and then every dropped record is
+counted. A SIGKILL loses only what was still in memory: at most one 50 ms poll of the queue,
+plus records in flight to the broker that it had not acknowledged.
 """
 
 from __future__ import annotations
@@ -169,6 +171,8 @@ class KafkaSink(TeacherLogSink):
             if self._thread.is_alive():
                 log.error("teacher-log producer thread did not stop within %.0f s", timeout)
                 return
+        else:  # never started: what was submitted goes to disk, for the next start to send
+            self._spool_records(self._take(0))
         self.spool.close()
 
     def wait_delivered(self, timeout: float) -> bool:
