@@ -59,10 +59,10 @@ def init_gateway_series(
         metrics.SHADOW_SIMILARITY.labels(scorer=shadow_scorer)
 
 
-def init_distiller_series(*, group: str, run_outcomes: Iterable[str], record_outcomes: Iterable[str]) -> None:
-    """For the distiller process: its run and record outcomes, and its consumer group's lag."""
+def init_distiller_series(*, run_outcomes: Iterable[str], record_outcomes: Iterable[str]) -> None:
+    """For the distiller process: its run and record outcomes. The consumer lag is a measurement
+    and appears with the first one."""
     for outcome in run_outcomes:
         metrics.DISTILLER_RUNS.labels(outcome=outcome)
     for outcome in record_outcomes:
         metrics.DISTILLER_RECORDS.labels(outcome=outcome)
-    metrics.TEACHER_LOG_CONSUMER_LAG.labels(group=group)
