@@ -97,14 +97,15 @@ class LoopStack:
     prometheus: Prometheus
 
 
-def distiller_config(tmp: Path, teacher_log: dict, metrics_port: int) -> dict:
+def distiller_config(tmp: Path, teacher_log: dict, metrics_port: int, base_model: str) -> dict:
     """A distiller that trains a quick adapter as soon as a few dozen records are in."""
     return {
         "server": {"host": "127.0.0.1"},
-        "student": {"kind": "embedded", "name": "student", "model_path": "testbed-student"},
+        "student": {"kind": "embedded", "name": "student", "model_path": base_model},
         "teacher_log": teacher_log,
         "distiller": {
             "source": "kafka",
+            "base_model": base_model,
             "trigger_records": 24,
             "trigger_seconds": 5,
             "min_records": 8,
@@ -127,9 +128,13 @@ def distiller_config(tmp: Path, teacher_log: dict, metrics_port: int) -> dict:
 def learning_loop_stack(tmp: Path) -> Iterator[LoopStack]:
     """The gateway logging to a real broker (KafkaSink) and a real distiller consuming it, both scraped."""
     from distillserve.teacher_log.broker import topics_for
+    from distillserve.testbed.student_model import ensure_testbed_student
     from tests.support.broker import running_broker, teacher_log_config
     from tests.support.processes import free_port, python_module, running
 
+    # The tiny testbed student without its pre-training (seconds to build, where the pre-trained
+    # one takes minutes): the metrics of a run do not depend on how good the student is.
+    base_model = str(ensure_testbed_student(pretrain=False))
     with running_broker(tmp) as broker:
         tl = teacher_log_config(broker, tmp)
         for topic in topics_for(tl):
@@ -139,7 +144,7 @@ def learning_loop_stack(tmp: Path) -> Iterator[LoopStack]:
         cfg_path = tmp / "distiller.yaml"
         import yaml
 
-        cfg_path.write_text(yaml.safe_dump(distiller_config(tmp, teacher_log, metrics_port)))
+        cfg_path.write_text(yaml.safe_dump(distiller_config(tmp, teacher_log, metrics_port, base_model)))
         with (
             start_testbed_teacher(tmp) as teacher,
             start_flawed_student(tmp, wrong="reverse") as student,
