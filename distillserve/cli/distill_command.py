@@ -58,6 +58,15 @@ def distill(
     settings = _settings(config)
     port = settings.monitoring.distiller_metrics_port
     if port:
+        from distillserve.distiller.examples import FILTER_REASONS
+        from distillserve.monitoring import metrics
+        from distillserve.monitoring.series import init_distiller_series
+
+        # Zeros for every run and record outcome, so rate()/increase() and the stall alert see series.
+        init_distiller_series(
+            run_outcomes=metrics.DISTILLER_RUN_OUTCOMES,
+            record_outcomes=("kept", *FILTER_REASONS),
+        )
         start_http_server(port, addr=settings.server.host)
         logging.info("distiller metrics on http://%s:%d/metrics", settings.server.host, port)
     registry = build_registry(settings)

@@ -35,6 +35,7 @@ SHADOW_OUTCOMES = (
     "scoring_error",  # the agreement scorer failed (e.g. embedding model missing)
 )
 ADAPTER_SWAP_OUTCOMES = ("swapped", "refused")
+DISTILLER_RUN_OUTCOMES = ("promoted", "held", "refused", "skipped", "failed")
 # The value of ``version`` in ``distillserve_live_adapter_info`` while the base model serves (no adapter).
 BASE_VERSION = "base"
 

@@ -142,3 +142,31 @@ def _legend(fmt: str, labels: dict[str, str]) -> str:
     if not fmt or fmt == "__auto":
         return ",".join(f"{k}={v}" for k, v in labels.items() if k not in ("job", "instance")) or "value"
     return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: labels.get(m.group(1), ""), fmt)
+
+
+@dataclass
+class PanelCheck:
+    empty: list[str]  # queries that should have had data and had none (the failures)
+    unfed: list[str]  # panels whose source process is not running
+    zero_only: list[str]  # panels whose source runs but has nothing to count here
+
+
+def check_panels(prom: Prometheus, not_running: dict[str, str], zero_only: dict[str, str]) -> PanelCheck:
+    """Run every panel query (any Prometheus error fails); sort the results by what feeds them.
+
+    A panel from a running source must return a series with a finite value; a panel from a
+    zero-only source must return a series; a panel whose source is not running only has to
+    evaluate."""
+    out = PanelCheck([], [], [])
+    for q in panel_queries():
+        result = prom.query(q.expr)
+        where = f"{q.dashboard}: {q.panel} ({q.ref}): {q.expr} -> {result}"
+        if q.source in not_running:
+            out.unfed.append(f"{q.panel} [{q.source}]")
+        elif q.source in zero_only:
+            out.zero_only.append(f"{q.panel} [{q.source}]")
+            if not result:
+                out.empty.append(where)
+        elif not finite_values(result):
+            out.empty.append(where)
+    return out

@@ -88,3 +88,103 @@ def drive_traffic(
             counts["errors"] += 1
         time.sleep(pause)
     return counts
+
+
+@dataclass
+class LoopStack:
+    gateway: Server
+    distiller_metrics: str  # http://127.0.0.1:P/metrics
+    prometheus: Prometheus
+
+
+def distiller_config(tmp: Path, teacher_log: dict, metrics_port: int, base_model: str) -> dict:
+    """A distiller that trains a quick adapter as soon as a few dozen records are in."""
+    return {
+        "server": {"host": "127.0.0.1"},
+        "student": {"kind": "embedded", "name": "student", "model_path": base_model},
+        "teacher_log": teacher_log,
+        "distiller": {
+            "source": "kafka",
+            "base_model": base_model,
+            "trigger_records": 24,
+            "trigger_seconds": 5,
+            "min_records": 8,
+            "epochs": 1,
+            "max_steps": 4,
+            "batch_size": 8,
+            "regression_size": 8,
+            "eval_max_new_tokens": 12,
+            "eval_batch_size": 16,
+            "promote_via": "none",  # registry only: the gateway's student here is not an adapter host
+            "state_dir": str(tmp / "distiller-state"),
+            "device": "cpu",
+        },
+        "registry": {"url": str(tmp / "registry")},
+        "monitoring": {"distiller_metrics_port": metrics_port},
+    }
+
+
+@contextlib.contextmanager
+def learning_loop_stack(tmp: Path) -> Iterator[LoopStack]:
+    """The gateway logging to a real broker (KafkaSink) and a real distiller consuming it, both scraped."""
+    from distillserve.teacher_log.broker import topics_for
+    from distillserve.testbed.student_model import ensure_testbed_student
+    from tests.support.broker import running_broker, teacher_log_config
+    from tests.support.processes import free_port, python_module, running
+
+    # The tiny testbed student without its pre-training (seconds to build, where the pre-trained
+    # one takes minutes): the metrics of a run do not depend on how good the student is.
+    base_model = str(ensure_testbed_student(pretrain=False))
+    with running_broker(tmp) as broker:
+        tl = teacher_log_config(broker, tmp)
+        for topic in topics_for(tl):
+            broker.create_topic(topic)
+        teacher_log = tl.model_dump(mode="json", exclude_none=True)
+        metrics_port = free_port()
+        cfg_path = tmp / "distiller.yaml"
+        import yaml
+
+        cfg_path.write_text(yaml.safe_dump(distiller_config(tmp, teacher_log, metrics_port, base_model)))
+        with (
+            start_testbed_teacher(tmp) as teacher,
+            start_flawed_student(tmp, wrong="reverse") as student,
+            start_gateway(
+                tmp,
+                {
+                    "server": {"api_keys": [KEY]},
+                    "student": {"kind": "openai", "name": "student", "url": student.url, "timeout_s": 10},
+                    "teacher": {"kind": "openai", "name": "teacher", "url": teacher.url, "timeout_s": 10},
+                    "teacher_log": teacher_log,
+                    "monitoring": {"shadow_rate": 1.0, "agreement_window": 10},
+                },
+            ) as gw,
+            running(
+                python_module("distillserve", "distill", "--config", str(cfg_path)),
+                ready_url=f"http://127.0.0.1:{metrics_port}/metrics",
+                timeout=600,
+                log_path=tmp / "distiller.log",
+            ),
+            start_prometheus(
+                tmp,
+                {
+                    "distillserve-gateway": [f"127.0.0.1:{gw.port}"],
+                    "distillserve-distiller": [f"127.0.0.1:{metrics_port}"],
+                },
+            ) as prom,
+        ):
+            prom.wait_scraped()
+            yield LoopStack(gw, f"http://127.0.0.1:{metrics_port}/metrics", prom)
+
+
+def teacher_traffic(gw: Server, n: int, seed: int = 0) -> None:
+    """``n`` distinct learnable-task prompts pinned to the teacher: records for the distiller."""
+    import random
+
+    rng = random.Random(seed)
+    client = openai.OpenAI(base_url=gw.url, api_key=KEY, max_retries=0)
+    for i in range(n):
+        word = "".join(rng.choice("abcdefghij") for _ in range(5))
+        task = ("reverse", "sort")[i % 2]
+        client.chat.completions.create(
+            model="teacher", messages=[{"role": "user", "content": f"{task}: {word}"}]
+        )
