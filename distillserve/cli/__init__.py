@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 # Each module registers its commands on ``app`` when imported.
-from distillserve.cli import prepare_command, serve_command  # noqa: F401
-from distillserve.cli import router_command  # noqa: F401
+from distillserve.cli import prepare_command, router_command, serve_command  # noqa: F401
 from distillserve.cli.app import app
 
 
