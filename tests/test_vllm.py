@@ -15,6 +15,7 @@ in the order below (the restart test comes last).
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 import threading
 import time
@@ -28,7 +29,9 @@ import openai
 import pytest
 import yaml
 
-from distillserve.serving.vllm_process import VLLMEngineArgs, VLLMProcess
+from distillserve.config import BackendConfig
+from distillserve.serving.adapter_validation import same_base
+from distillserve.serving.vllm_process import VLLMEngineArgs, VLLMProcess, vllm_env
 from distillserve.testbed.student_model import ensure_testbed_student
 from tests.support.adapters import adapter_for_other_base, train_answer_adapter, untrained_adapter
 from tests.support.processes import free_port, python_module, running
@@ -183,6 +186,48 @@ def ask(client: openai.OpenAI, model: str = "student", content: str = EASY, **kw
         temperature=0,
         **kw,
     )
+
+
+# --- without the server: engine flags, base-model matching -----------------------------------
+def test_vllm_args_become_engine_flags_and_env() -> None:
+    cfg = BackendConfig(
+        kind="vllm",
+        name="student",
+        url="http://127.0.0.1:1/v1",
+        vllm_args={
+            "max_lora_rank": 32,
+            "max_loras": 4,
+            "tensor_parallel_size": 2,
+            "gpu_memory_utilization": 0.85,
+            "enable_prefix_caching": False,  # not a declared key: passes through as a flag
+            "cpu_kvcache_space_gib": 2,
+            "extra_args": ["--seed", "7"],
+        },
+    )
+    args = VLLMEngineArgs.of(cfg)
+    assert args.flags() == [
+        "--enable-lora",
+        "--max-lora-rank", "32", "--max-loras", "4", "--max-model-len", "1024",
+        "--tensor-parallel-size", "2", "--gpu-memory-utilization", "0.85", "--dtype", "auto",
+        "--no-enable-prefix-caching", "--seed", "7",
+    ]  # fmt: skip
+    env = vllm_env(args, {})
+    assert env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True" and env["VLLM_CPU_KVCACHE_SPACE"] == "2"
+    with pytest.raises(ValueError, match="max_lora_rank"):
+        VLLMEngineArgs.of(cfg.model_copy(update={"vllm_args": {"max_lora_rank": 24}}))
+
+
+def test_base_model_matching(tmp_path: Path) -> None:
+    base = ensure_testbed_student(pretrain=False)
+    copy = Path(shutil.copytree(base, tmp_path / "copy"))
+    other = Path(shutil.copytree(base, tmp_path / "other"))
+    weights = other / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\x01\x02\x03\x04")
+    assert same_base(str(base), str(base) + "/")
+    assert same_base(str(copy), str(base))  # a byte-identical copy elsewhere is the same base
+    assert not same_base(str(other), str(base))  # same shapes, other weights
+    assert same_base("HuggingFaceTB/SmolLM2-135M", "/models/SmolLM2-135M")  # hub id vs its local dir
+    assert not same_base("HuggingFaceTB/SmolLM2-360M", "/models/SmolLM2-135M")
 
 
 # --- serving through the gateway ---------------------------------------------------------------
