@@ -15,6 +15,8 @@ in the order below (the restart test comes last).
 from __future__ import annotations
 
 import asyncio
+import shutil
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,11 +27,14 @@ from typing import Any
 import httpx
 import openai
 import pytest
+import yaml
 
-from distillserve.serving.vllm_process import VLLMEngineArgs, VLLMProcess
+from distillserve.config import BackendConfig
+from distillserve.serving.adapter_validation import same_base
+from distillserve.serving.vllm_process import VLLMEngineArgs, VLLMProcess, vllm_env
 from distillserve.testbed.student_model import ensure_testbed_student
 from tests.support.adapters import adapter_for_other_base, train_answer_adapter, untrained_adapter
-from tests.support.processes import free_port
+from tests.support.processes import free_port, python_module, running
 from tests.support.servers import Server, start_gateway, start_testbed_teacher
 
 pytestmark = pytest.mark.timeout(1200)
@@ -79,6 +84,11 @@ def direct_chat(engine: VLLMProcess, model: str, content: str = EASY) -> str:
     )
     r.raise_for_status()
     return r.json()["choices"][0]["message"]["content"]
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def vllm_adapters(engine: VLLMProcess) -> set[str]:
@@ -176,6 +186,48 @@ def ask(client: openai.OpenAI, model: str = "student", content: str = EASY, **kw
         temperature=0,
         **kw,
     )
+
+
+# --- without the server: engine flags, base-model matching -----------------------------------
+def test_vllm_args_become_engine_flags_and_env() -> None:
+    cfg = BackendConfig(
+        kind="vllm",
+        name="student",
+        url="http://127.0.0.1:1/v1",
+        vllm_args={
+            "max_lora_rank": 32,
+            "max_loras": 4,
+            "tensor_parallel_size": 2,
+            "gpu_memory_utilization": 0.85,
+            "enable_prefix_caching": False,  # not a declared key: passes through as a flag
+            "cpu_kvcache_space_gib": 2,
+            "extra_args": ["--seed", "7"],
+        },
+    )
+    args = VLLMEngineArgs.of(cfg)
+    assert args.flags() == [
+        "--enable-lora",
+        "--max-lora-rank", "32", "--max-loras", "4", "--max-model-len", "1024",
+        "--tensor-parallel-size", "2", "--gpu-memory-utilization", "0.85", "--dtype", "auto",
+        "--no-enable-prefix-caching", "--seed", "7",
+    ]  # fmt: skip
+    env = vllm_env(args, {})
+    assert env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True" and env["VLLM_CPU_KVCACHE_SPACE"] == "2"
+    with pytest.raises(ValueError, match="max_lora_rank"):
+        VLLMEngineArgs.of(cfg.model_copy(update={"vllm_args": {"max_lora_rank": 24}}))
+
+
+def test_base_model_matching(tmp_path: Path) -> None:
+    base = ensure_testbed_student(pretrain=False)
+    copy = Path(shutil.copytree(base, tmp_path / "copy"))
+    other = Path(shutil.copytree(base, tmp_path / "other"))
+    weights = other / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\x01\x02\x03\x04")
+    assert same_base(str(base), str(base) + "/")
+    assert same_base(str(copy), str(base))  # a byte-identical copy elsewhere is the same base
+    assert not same_base(str(other), str(base))  # same shapes, other weights
+    assert same_base("HuggingFaceTB/SmolLM2-135M", "/models/SmolLM2-135M")  # hub id vs its local dir
+    assert not same_base("HuggingFaceTB/SmolLM2-360M", "/models/SmolLM2-135M")
 
 
 # --- serving through the gateway ---------------------------------------------------------------
@@ -465,15 +517,30 @@ def test_vllm_restart_underneath_gateway_reloads_the_live_adapter(
             ask(client)  # pinned to the student: no fallback, a clear 503
         assert pinned.value.status_code == 503
         assert pinned.value.body["code"] == "backend_unavailable"  # type: ignore[index]
-        stack.engine.start()
-        stack.engine.wait_ready(900)
-        # No student request needed: the watch loop notices and reloads on its own.
-        wait_for(lambda: "student@v2" in vllm_adapters(stack.engine), 30, "the live adapter reloaded")
-        assert version_of(ask(client).parse().choices[0].message.content) == "v2"
-        time.sleep(1.0)
+        # Back up through the CLI this time (same port), so ``distillserve vllm-serve`` is tested too.
+        cfg = stack.tmp / "vllm-serve.yaml"
+        student = gateway_config(stack, live="student@v2", path=stack.adapters["v2"], watch_interval_s=2)[
+            "student"
+        ]
+        cfg.write_text(yaml.safe_dump({"student": student}))  # the gateway's own section: one config for both
+        cmd = python_module(
+            "distillserve", "vllm-serve", "--model", str(stack.engine.model), "--config", str(cfg),
+            "--port", str(stack.engine.port), "--log-file", str(stack.tmp / "vllm-cli.log"),
+        )  # fmt: skip
+        with running(
+            cmd, ready_url=stack.engine.url + "/models", timeout=900, log_path=stack.tmp / "cli.log"
+        ):
+            # No student request needed: the watch loop notices and reloads on its own.
+            wait_for(lambda: "student@v2" in vllm_adapters(stack.engine), 30, "the live adapter reloaded")
+            assert version_of(ask(client).parse().choices[0].message.content) == "v2"
+            time.sleep(1.0)
+            stop.set()
+            traffic.join(timeout=120)
+            assert status(gw)["live"] == "student@v2"
+        # Stopping the command stops vLLM's whole process group with it.
+        wait_for(lambda: not port_open(stack.engine.port), 60, "vLLM stopped along with vllm-serve")
     finally:
         stop.set()
         traffic.join(timeout=120)
     assert not failures, failures[:5]
     assert "teacher" in routes and routes[-1] == "student"  # failed over, then back on the student
-    assert status(gw)["live"] == "student@v2"
