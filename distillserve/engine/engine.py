@@ -305,7 +305,7 @@ class EmbeddedEngine:
         req.generated += 1
         req.pending = choice.token_id
         finish: str | None = None
-        eos = choice.token_id in self.loaded.eos_ids
+        eos = choice.token_id in self.loaded.eos_ids and not req.params.ignore_eos
         if eos:
             text, finish = req.detok.flush(), "stop"
         else:

