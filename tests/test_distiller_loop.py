@@ -204,6 +204,14 @@ def test_cli_list_show_diff_promote_rollback_canary(loop: dict[str, Any]) -> Non
     assert {served_model(client) for _ in range(8)} == {"student@v1"}
     bad = _cli(loop, "canary", "v1", "--share", "0.5")
     assert bad.returncode == 1 and "already live" in bad.stderr
+    # The same through the gateway's registry API, swapping in-process.
+    api = f"http://127.0.0.1:{loop['gateway'].port}/admin/registry"
+    auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    assert httpx.post(f"{api}/promote", json={"version": "v2"}, headers=auth, timeout=60).status_code == 200
+    assert served_model(client) == "student@v2"
+    assert httpx.post(f"{api}/rollback", headers=auth, timeout=60).json()["live"] == "v1"
+    assert served_model(client) == "student@v1"
+    assert httpx.get(f"{api}/versions", headers={"Authorization": "Bearer nope"}).status_code == 403
     # A corrupt version is refused at promote, and the gateway keeps serving the live one.
     weights = Path(reg.version_path("v2"), "adapter_model.safetensors")
     weights.write_bytes(weights.read_bytes()[:100])
