@@ -45,6 +45,7 @@ def distiller_config(tmp: Path, tl: TeacherLogConfig, **distiller: Any) -> dict[
             "holdout_fraction": 0.2,
             "regression_size": 45,
             "eval_max_new_tokens": 16,
+            "max_regression": 0.05,
             **distiller,
         },
     }
