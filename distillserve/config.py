@@ -53,15 +53,36 @@ class BackendConfig(BaseModel):
     max_batch_size: int = 16
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = "auto"
     device: str = "auto"
-    # triton: model name on the server
+    # triton: ``url`` is the server's HTTP endpoint (health, metadata), ``triton_grpc_url`` its gRPC
+    # endpoint (tokens; default: the HTTP host, port 8001), ``triton_model`` the model on the server.
     triton_model: str | None = None
     triton_grpc_url: str | None = None
+    # Tensor names of the deployed model, where they differ from Triton's vLLM backend
+    # (``text_input``, ``stream``, ``sampling_parameters``, ``exclude_input_in_output``, ``text_output``).
+    triton_tensor_names: dict[str, str] = Field(default_factory=dict)
+    # vLLM's SamplingParams default is 16 tokens; chat requests without a limit get this many.
+    triton_default_max_tokens: int = Field(default=1024, ge=1)
+    # triton: chat requests become one prompt on the gateway side. A Jinja chat template (inline,
+    # or the path of a file) wins over the tokenizer's own template at ``model_path``.
+    chat_template: str | None = None
     # testbed teacher only: emulate a reasoning teacher and a slow one.
     reasoning_format: Literal["none", "think_tags", "reasoning_content"] = "none"
     first_token_delay_s: float = 0.0
     token_delay_s: float = 0.0
-    # vllm: production engine settings the deploy files pass through to ``vllm serve``.
+    # vllm: engine settings, each key a vLLM flag (max_lora_rank -> --max-lora-rank); the keys and
+    # defaults are documented in ``serving.vllm_process.VLLMEngineArgs``: max_lora_rank (16),
+    # max_loras (2), max_cpu_loras, max_model_len (1024), tensor_parallel_size (1),
+    # gpu_memory_utilization, dtype, cpu_kvcache_space_gib (1), extra_args; others pass through.
+    # ``distillserve vllm-serve`` and the deploy files start vLLM from them; the gateway refuses
+    # adapters above max_lora_rank before vLLM sees them.
     vllm_args: dict[str, Any] = Field(default_factory=dict)
+    # vllm / embedded: the LoRA adapter to make live at start (name + PEFT directory), once
+    # the engine answers. Later versions arrive by hot-swap (admin API, adapter registry).
+    live_adapter: str | None = None
+    live_adapter_path: str | None = None
+    # vllm / embedded: seconds between checks that the engine still holds the live adapter
+    # (reloaded when it restarted underneath the gateway); 0 = only when a request finds it missing.
+    watch_interval_s: float = 2.0
 
     @property
     def served_model(self) -> str:
@@ -108,6 +129,8 @@ class RouterConfig(BaseModel):
     embedding_batch_wait_ms: float = Field(default=0.0, ge=0.0)
     # Only the start of a prompt is embedded; its length still enters the classifier.
     embedding_max_tokens: int = Field(default=128, ge=8)
+    # CPU threads of the embedding worker (0 = torch's default); 1 leaves the rest to the gateway and student.
+    embedding_threads: int = Field(default=1, ge=0)
     # Recent teacher answers kept in memory to retrain the learned scorer when a new adapter goes live.
     retrain_buffer: int = Field(default=2000, ge=0)
     # Confidence cascade (``scorer: cascade``): the student answers first and the request escalates to the
@@ -129,44 +152,93 @@ class TeacherLogConfig(BaseModel):
     queue_size: int = 100_000
     spool_dir: str | None = None
     spool_max_bytes: int = 1 << 30
-    compression: Literal["none", "gzip", "lz4"] = "gzip"
+    compression: Literal["none", "gzip", "lz4"] = "lz4"
+    # A record not acknowledged this long means the broker is down or slow: spool instead.
+    delivery_timeout_s: float = 5.0
+    # Seconds between attempts to reach the broker again while records wait in the spool.
+    retry_backoff_s: float = 1.0
+    # Largest record sent (long reasoning traces with top-k logprobs get big); larger ones are
+    # dropped and counted. The broker's own message size limit must allow it too.
+    max_record_bytes: int = 8 << 20
     # Pass-through security settings for a production cluster (kafka-python names).
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
     # Top-k teacher logprobs to request for token-level distillation (0 = none).
     teacher_top_logprobs: int = 0
 
 
 class DistillerConfig(BaseModel):
     group_id: str = "distillserve-distiller"
+    # Where the worker reads the teacher log: the Kafka topic of ``teacher_log``, or the JSONL file
+    # the ``file`` sink writes (single machine, no broker).
+    source: Literal["kafka", "file"] = "kafka"
+    # Train when this many new records are waiting, or when the oldest waiting one is this old.
     trigger_records: int = 256
     trigger_seconds: float = 300.0
+    # Fewer usable records than this at a time trigger: keep waiting (offsets stay uncommitted).
+    min_records: int = 16
+    # The student's base model (HF dir or a prepared alias such as ``testbed-student``);
+    # None = ``student.model_path``.
+    base_model: str | None = None
     lora_rank: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0
     target_modules: list[str] | str = "all-linear"
     learning_rate: float = 2e-3
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
     epochs: int = 3
+    # Cap on optimizer steps per run (0 = epochs decide).
+    max_steps: int = 0
     batch_size: int = 16
     max_seq_len: int = 256
     # Token-level KD: loss = alpha * CE + (1 - alpha) * T^2 * KL.
     kd_alpha: float = 0.5
     kd_temperature: float = 2.0
+    # "linear": T goes from kd_temperature to kd_temperature_final over the run.
+    kd_temperature_schedule: Literal["constant", "linear"] = "constant"
+    kd_temperature_final: float = 1.0
+    # Reasoning teachers: learn "<think>trace</think>answer" (as the R1-distilled models) or the answer alone.
     learn_reasoning: bool = True
+    # Replay: per new example, this many old ones (past training data + base-task regression samples).
     replay_ratio: float = 0.5
+    # Share of replayed examples drawn from the base-task regression samples (the rest from past data).
+    replay_base_share: float = 0.5
+    replay_store_max: int = 20_000
     holdout_fraction: float = 0.1
+    # Fixed regression set: a JSONL file of {"messages"|"prompt", "answer"}; None = testbed base tasks.
+    regression_path: str | None = None
+    regression_size: int = 60
+    # Base-skill examples to replay (same JSONL form, disjoint from the regression set); None = testbed.
+    base_replay_path: str | None = None
+    # Held-out records kept from earlier runs, re-checked on every candidate so a new batch cannot
+    # silently undo an earlier one.
+    past_holdout_max: int = 200
+    eval_max_new_tokens: int = 48
+    eval_batch_size: int = 32
     promote_margin: float = 0.02
     max_regression: float = 0.02
     auto_promote: bool = True
+    # How a promotion reaches the student: the gateway's admin API, or nothing (registry only).
+    promote_via: Literal["gateway", "none"] = "gateway"
+    # Gateway base URL (``http://127.0.0.1:8000``) for promote_via=gateway; the key is server.admin_key.
+    gateway_url: str | None = None
+    # Where the worker keeps its replay store and past held-out set; None = inside the registry dir.
+    state_dir: str | None = None
+    device: str = "auto"
     seed: int = 0
 
 
 class RegistryConfig(BaseModel):
     # Local directory or any fsspec URL.
     url: str = str(cache_dir() / "registry")
+    # Name the live adapter versions are served under: ``<name>@v<N>``.
+    adapter_prefix: str = "student"
 
 
 class MonitoringConfig(BaseModel):

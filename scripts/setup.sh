@@ -22,5 +22,16 @@ UV=(.venv/bin/uv pip install --python .venv/bin/python --no-deps --index-strateg
 "${UV[@]}" -q -r requirements.lock
 "${UV[@]}" -q -r requirements-nodeps.txt
 "${UV[@]}" -q -e .
+# The Triton server venv: PyTriton's tritonserver needs numpy<2 (requirements-triton.in says
+# why); everything else it imports comes from .venv through a .pth overlay.
+if [ ! -x .venv-triton/bin/python ]; then
+  "$(.venv/bin/python -c 'import sys; print(sys._base_executable)')" -m venv --without-pip .venv-triton
+fi
+TUV=(.venv/bin/uv pip install --python .venv-triton/bin/python --no-deps --index-strategy unsafe-best-match)
+[ -d /opt/wheels ] && TUV+=(--find-links /opt/wheels)
+"${TUV[@]}" -q -r requirements-triton.lock
+TRITON_SITE=$(.venv-triton/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+MAIN_SITE=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "import site; site.addsitedir('$MAIN_SITE')" > "$TRITON_SITE/zz_distillserve_main_venv.pth"
 mkdir -p .cache
 echo "setup: .venv ready ($(.venv/bin/python -c 'import torch, vllm; print("torch", torch.__version__, "vllm", vllm.__version__)'))"

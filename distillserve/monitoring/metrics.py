@@ -21,6 +21,8 @@ ROUTES = ("student", "teacher")
 ENDPOINTS = ("chat", "completions")
 # Statuses a request can end with; others (e.g. an upstream's 429) still appear once they happen.
 STATUSES = ("200", "400", "401", "404", "413", "499", "500", "503", "504")
+# Requests refused before routing are counted with route="none", backend="none".
+REJECTED_STATUSES = ("400", "401", "404", "413")
 BACKEND_ERROR_KINDS = ("backend_unavailable", "backend_timeout", "server_error", "invalid_request_error")
 ROUTE_REASONS = ("score", "forced", "key_override", "pinned")
 TEACHER_LOG_OUTCOMES = ("produced", "spooled", "replayed", "dropped", "dead_lettered")
@@ -142,6 +144,10 @@ ADAPTER_SWAP_DURATION = Histogram(
     "distillserve_adapter_swap_duration_seconds",
     "Time from promote to the new version serving.",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+ADAPTER_RESTORES = Counter(
+    "distillserve_adapter_restores_total",
+    "Live or canary adapters reloaded after the student engine lost them (e.g. it restarted).",
 )
 
 # --- drift ---------------------------------------------------------------------------------------

@@ -37,10 +37,16 @@ def init_gateway_series(
             metrics.BACKEND_ERRORS.labels(backend=backend, route=route, kind=kind)
         for reason in metrics.ROUTE_REASONS:
             metrics.ROUTE_DECISIONS.labels(route=route, reason=reason)
+    # Requests rejected before routing (bad body, key, model): route and backend "none".
+    for endpoint in metrics.ENDPOINTS:
+        for status in metrics.REJECTED_STATUSES:
+            metrics.REQUESTS.labels(endpoint=endpoint, route="none", backend="none", status=status)
     metrics.FALLBACKS.labels(from_route="student", to_route="teacher")
     metrics.FALLBACKS.labels(from_route="teacher", to_route="student")
     metrics.ROUTER_DIFFICULTY.labels(scorer=scorer)
     metrics.ROUTER_SCORER_DURATION.labels(scorer=scorer)
+    for reason in ("timeout", "error"):
+        metrics.ROUTER_SCORER_FALLBACKS.labels(scorer=scorer, reason=reason)
     for outcome in metrics.TEACHER_LOG_OUTCOMES:
         metrics.TEACHER_LOG_RECORDS.labels(outcome=outcome)
     for outcome in metrics.ADAPTER_SWAP_OUTCOMES:

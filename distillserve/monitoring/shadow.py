@@ -115,6 +115,9 @@ class ShadowSampler:
         except APIError as exc:
             log.info("shadow teacher call failed: %s", exc.message)
             return "teacher_error"
+        except Exception:  # a backend bug must not look like a scoring failure
+            log.exception("shadow teacher call failed")
+            return "teacher_error"
         choice = (body.get("choices") or [{}])[0]
         msg = choice.get("message") or {}
         text = msg.get("content") or ""

@@ -54,17 +54,18 @@ class EmbeddingScorer(DifficultyScorer):
         embedder: SentenceEmbedder | None = None,
         classifier: DifficultyClassifier | None = None,
         classifier_path: str | Path | None = None,
+        load_saved: bool = True,
         **_: object,
     ) -> None:
         cfg = cfg or RouterConfig()
         self.embedder = embedder or SentenceEmbedder(
-            cfg.embedding_model, cfg.embedding_device, cfg.embedding_max_tokens
+            cfg.embedding_model, cfg.embedding_device, cfg.embedding_max_tokens, cfg.embedding_threads
         )
         self.classifier_path = Path(
             classifier_path or cfg.embedding_classifier_path or default_classifier_path()
         )
         self._classifier = classifier
-        if self._classifier is None and self.classifier_path.is_file():
+        if self._classifier is None and load_saved and self.classifier_path.is_file():
             try:
                 self._classifier = DifficultyClassifier.load(self.classifier_path)
             except Exception as exc:  # a corrupt file must not stop the gateway: retrain will replace it

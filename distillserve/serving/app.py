@@ -133,10 +133,14 @@ def create_app(
     ) -> Response:
         started = time.perf_counter()
         endpoint = "chat" if model is ChatCompletionRequest else "completions"
-        api_key = authorize(request)
-        req = parse_request(await read_body(request, settings.max_body_bytes), model)
-        forced = request.headers.get(gateway.router.cfg.force_header)
-        plan = await gateway.plan(req, forced=forced, api_key=api_key)
+        try:
+            api_key = authorize(request)
+            req = parse_request(await read_body(request, settings.max_body_bytes), model)
+            forced = request.headers.get(gateway.router.cfg.force_header)
+            plan = await gateway.plan(req, forced=forced, api_key=api_key)
+        except APIError as exc:  # rejected before routing: counted under route "none"
+            _observe_rejected(endpoint, str(exc.status_code), started)
+            raise
         if req.stream:
             return await _stream(req, plan, endpoint, started)
         metrics.REQUESTS_IN_FLIGHT.labels(route=plan.route).inc()
@@ -235,6 +239,12 @@ async def _healthy(check: Any) -> bool:
         return bool(await asyncio.wait_for(check, 5.0))
     except Exception:
         return False
+
+
+def _observe_rejected(endpoint: str, status: str, started: float) -> None:
+    labels = {"endpoint": endpoint, "route": "none", "backend": "none", "status": status}
+    metrics.REQUESTS.labels(**labels).inc()
+    metrics.REQUEST_DURATION.labels(**labels).observe(time.perf_counter() - started)
 
 
 def _observe(endpoint: str, plan: RoutePlan, status: str, started: float) -> None:

@@ -83,6 +83,13 @@ class AdapterError(APIError):
     code = "adapter_error"
 
 
+class AdapterNotLoaded(BackendUnavailable):
+    """The engine no longer holds the adapter the route points at (it restarted, or lost it).
+    A 503, so ``model: auto`` fails over while the gateway reloads the adapter."""
+
+    code = "adapter_not_loaded"
+
+
 def error_body(
     message: str, type: str = "server_error", param: str | None = None, code: str | None = None
 ) -> dict[str, Any]:

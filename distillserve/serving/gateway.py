@@ -55,6 +55,7 @@ class RoutePlan:
             "backend": self.backend.kind,
             "difficulty": None if math.isnan(score) else round(score, 4),
             "reason": self.decision.reason,
+            "scorer": self.decision.scorer,
         }
 
     def headers(self) -> dict[str, str]:
@@ -215,8 +216,11 @@ class Gateway:
             it = plan.backend.chat_stream(request, model=plan.model)
         else:
             it = plan.backend.completion_stream(request, model=plan.model)
+        # Count the request on its adapter from the moment it was picked (no await since),
+        # so a hot-swap never unloads an adapter a stream is about to start on.
         try:
-            first = await it.__anext__()
+            with self.target.in_flight(plan.model) if plan.route == "student" else nullcontext():
+                first = await it.__anext__()
         except StopAsyncIteration:
             return it, None
         except APIError as exc:

@@ -5,17 +5,22 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 
-from distillserve.config import Settings
+from distillserve.config import BackendConfig, Settings
 from distillserve.monitoring.series import init_gateway_series
 from distillserve.monitoring.shadow import ShadowSampler, build_shadow
 from distillserve.router.router import Router
+from distillserve.serving.adapter_validation import AdapterValidator
 from distillserve.serving.app import create_app
+from distillserve.serving.backends.base import AdapterHost, Backend
 from distillserve.serving.backends.factory import build_backend
 from distillserve.serving.gateway import Gateway
+from distillserve.serving.hotswap import HotSwapper
+from distillserve.serving.student_watch import StudentWatch
 from distillserve.teacher_log.factory import build_sink
 
 log = logging.getLogger(__name__)
@@ -40,8 +45,45 @@ def build_gateway(settings: Settings) -> Gateway:
     return gateway
 
 
+def build_validator(cfg: BackendConfig, backend: Backend) -> AdapterValidator:
+    """What the student's engine accepts: its base model (asked from the engine when it can
+    say, else ``model_path`` when that is a directory) and its maximum LoRA rank."""
+    served_base = getattr(backend, "served_base", None)
+    if served_base is None:
+        served_base = cfg.model_path if cfg.model_path and Path(cfg.model_path).is_dir() else None
+    max_rank = None
+    if cfg.kind == "vllm":
+        from distillserve.serving.vllm_process import VLLMEngineArgs
+
+        max_rank = VLLMEngineArgs.of(cfg).max_lora_rank
+    return AdapterValidator(served_base, max_rank)
+
+
+def build_student_control(gw: Gateway) -> tuple[HotSwapper, StudentWatch] | None:
+    """Hot-swap and the engine watch, when the student serves LoRA adapters."""
+    if not isinstance(gw.student, AdapterHost):
+        return None
+    cfg = gw.settings.student
+    swapper = HotSwapper(
+        gw.student, gw.target, base_model=cfg.name, validator=build_validator(cfg, gw.student)
+    )
+    initial = None
+    if cfg.live_adapter:
+        if not cfg.live_adapter_path:
+            raise ValueError("student.live_adapter needs student.live_adapter_path")
+        initial = (cfg.live_adapter, cfg.live_adapter_path)
+    watch = StudentWatch(swapper, interval_s=cfg.watch_interval_s, initial=initial)
+    if hasattr(gw.student, "on_adapter_missing"):
+        gw.student.on_adapter_missing = watch.poke
+    return swapper, watch
+
+
 def build_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
+    from distillserve.distiller.registry_api import gateway_registry_router
+    from distillserve.serving.admin_api import router as admin_router
+
     gw = gateway or build_gateway(settings)
+    control = build_student_control(gw)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -51,6 +93,8 @@ def build_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
         if isinstance(gw.shadow, ShadowSampler):
             await gw.shadow.start()
         await gw.router.start()  # a learned scorer loads in the background; the heuristic answers meanwhile
+        if control is not None:
+            control[1].start()
         log.info(
             "gateway ready: student=%s (%s) teacher=%s (%s)",
             gw.student.name,
@@ -61,6 +105,9 @@ def build_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if control is not None:
+                await control[1].aclose()
+                await control[0].aclose()
             if isinstance(gw.shadow, ShadowSampler):
                 await gw.shadow.aclose()  # before the sink closes, so finished pairs are logged
             await gw.student.aclose()
@@ -68,7 +115,9 @@ def build_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
             await gw.router.aclose()
             await gw.sink.aclose()
 
-    return create_app(gw, lifespan=lifespan)
+    app = create_app(gw, lifespan=lifespan, extra_routers=[admin_router, gateway_registry_router(settings)])
+    app.state.hotswapper = control[0] if control else None
+    return app
 
 
 def run(settings: Settings) -> None:

@@ -1,0 +1,204 @@
+"""``distillserve distill`` (the worker) and ``distillserve adapters ...`` (the registry for ML engineers)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from distillserve.cli.app import app
+from distillserve.config import ConfigError, Settings, load_settings
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
+GatewayOpt = Annotated[
+    str | None,
+    typer.Option("--gateway", help="Gateway base URL to hot-swap through (default: distiller.gateway_url)."),
+]
+adapters = typer.Typer(help="Adapter versions in the registry: list, show, diff, promote, rollback, canary.")
+app.add_typer(adapters, name="adapters")
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--config") from None
+
+
+def _echo_json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+@app.command()
+def distill(
+    config: ConfigOpt = None,
+    once: Annotated[bool, typer.Option(help="Run one trigger's worth, then exit.")] = False,
+) -> None:
+    """Consume the teacher log, train LoRA adapters, evaluate, register and promote by policy."""
+    from prometheus_client import start_http_server
+
+    from distillserve.distiller.assembly import (
+        base_model_id,
+        build_activator,
+        build_registry,
+        build_source,
+        state_dir,
+    )
+    from distillserve.distiller.promotion import Promoter
+    from distillserve.distiller.worker import Distiller, resolve_base_model
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = _settings(config)
+    port = settings.monitoring.distiller_metrics_port
+    if port:
+        start_http_server(port, addr=settings.server.host)
+        logging.info("distiller metrics on http://%s:%d/metrics", settings.server.host, port)
+    registry = build_registry(settings)
+    base_dir = resolve_base_model(base_model_id(settings))
+    distiller = Distiller(
+        settings.distiller,
+        base_model=base_model_id(settings),
+        base_dir=base_dir,
+        registry=registry,
+        promoter=Promoter(registry, build_activator(settings)),
+        state_dir=state_dir(settings, registry),
+    )
+    stop = threading.Event()
+
+    def _terminate(signum: int, _frame: object) -> None:
+        # Abort whatever runs (a training run too): uncommitted records are trained on next start.
+        stop.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    source = build_source(settings)
+    try:
+        distiller.run_forever(source, stop=stop, max_runs=1 if once else None)
+    except KeyboardInterrupt:
+        logging.info("distiller stopping")
+    finally:
+        source.close()
+
+
+def _registry(config: Path | None) -> Any:
+    from distillserve.distiller.assembly import build_registry
+
+    return build_registry(_settings(config))
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(1)
+
+
+@adapters.command("list")
+def list_versions(config: ConfigOpt = None) -> None:
+    """Every version: status, parent, records, held-out and regression exact match."""
+    from rich.console import Console
+    from rich.table import Table
+
+    reg = _registry(config)
+    table = Table(title=f"adapters of {reg.base_model}")
+    for col in ("version", "status", "parent", "records", "heldout", "regression", "gate", "created"):
+        table.add_column(col)
+    import datetime as dt
+
+    for c in reg.cards():
+        ev = c.eval.get("candidate", {})
+        table.add_row(
+            c.version,
+            c.status,
+            c.parent or "-",
+            str(c.records.get("kept", "")),
+            _em(ev, "heldout"),
+            _em(ev, "regression"),
+            "pass" if (c.gate or {}).get("promote") else "wait",
+            dt.datetime.fromtimestamp(c.created_at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    Console(file=sys.stdout, width=140).print(table)
+
+
+def _em(ev: dict[str, Any], name: str) -> str:
+    s = ev.get(name)
+    return f"{s['exact_match']:.3f} (n={s['n']})" if s else "-"
+
+
+@adapters.command()
+def show(version: str, config: ConfigOpt = None) -> None:
+    """A version's full card (JSON)."""
+    from distillserve.distiller.registry import RegistryError
+
+    try:
+        _echo_json(_registry(config).card(version).model_dump(mode="json"))
+    except RegistryError as exc:
+        _fail(exc)
+
+
+@adapters.command()
+def diff(a: str, b: str, config: ConfigOpt = None) -> None:
+    """Eval results of two versions side by side (JSON), with b − a."""
+    from distillserve.distiller.registry import RegistryError, diff_eval
+
+    reg = _registry(config)
+    try:
+        _echo_json(diff_eval(reg.card(a), reg.card(b)))
+    except RegistryError as exc:
+        _fail(exc)
+
+
+def _promoter(config: Path | None, gateway: str | None) -> Any:
+    from distillserve.distiller.assembly import build_promoter
+
+    try:
+        return build_promoter(_settings(config), gateway)
+    except ValueError as exc:
+        _fail(exc)
+
+
+@adapters.command()
+def promote(version: str, config: ConfigOpt = None, gateway: GatewayOpt = None) -> None:
+    """Validate VERSION, hot-swap it into the student and record it as live."""
+    from distillserve.distiller.registry import RegistryError
+
+    try:
+        asyncio.run(_promoter(config, gateway).promote(version, by="cli", reason="promoted by hand"))
+    except RegistryError as exc:
+        _fail(exc)
+    typer.echo(f"{version} is live")
+
+
+@adapters.command()
+def rollback(config: ConfigOpt = None, gateway: GatewayOpt = None) -> None:
+    """Make the previously live version live again."""
+    from distillserve.distiller.registry import RegistryError
+
+    try:
+        target = asyncio.run(_promoter(config, gateway).rollback(by="cli"))
+    except RegistryError as exc:
+        _fail(exc)
+    typer.echo(f"rolled back: {target} is live")
+
+
+@adapters.command()
+def canary(
+    version: Annotated[str, typer.Argument(help="Version to canary, or 'off' to end the canary.")],
+    share: Annotated[float, typer.Option(help="Share of student traffic, 0..1.")] = 0.1,
+    config: ConfigOpt = None,
+    gateway: GatewayOpt = None,
+) -> None:
+    """Send a share of student traffic to VERSION."""
+    from distillserve.distiller.registry import RegistryError
+
+    target = None if version == "off" else version
+    try:
+        asyncio.run(_promoter(config, gateway).canary(target, share if target else 0.0, by="cli"))
+    except RegistryError as exc:
+        _fail(exc)
+    typer.echo(f"canary: {target or 'off'} at {share if target else 0.0:.2f}")

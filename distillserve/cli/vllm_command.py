@@ -1,0 +1,72 @@
+"""``distillserve vllm-serve``: run vLLM (the CPU build here, any build elsewhere) as the student
+engine, with LoRA enabled and runtime adapter updates on, until interrupted."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from distillserve.cli.app import app
+from distillserve.config import ConfigError, load_settings
+
+
+@app.command("vllm-serve")
+def vllm_serve(
+    model: Annotated[
+        str | None, typer.Option(help="Base model directory (default: the config's student.model_path).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML config; engine flags from student.vllm_args.")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8001,
+    served_name: Annotated[
+        str | None,
+        typer.Option(help="Name vLLM serves the base under (default: student.upstream_model, else 'base')."),
+    ] = None,
+    log_file: Annotated[
+        Path | None, typer.Option(help="Write vLLM's output here instead of the terminal.")
+    ] = None,
+    ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for vLLM to answer.")] = 600.0,
+) -> None:
+    """Start vLLM's OpenAI server for the student and stop it (all three processes) on Ctrl-C."""
+    from distillserve.serving.vllm_process import VLLMEngineArgs, VLLMProcess, VLLMStartError
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--config") from None
+    student = settings.student
+    model = model or student.model_path
+    if not model:
+        raise typer.BadParameter(
+            "give --model DIR (or student.model_path in the config)", param_hint="--model"
+        )
+    if not Path(model).is_dir():
+        raise typer.BadParameter(f"model directory {model!r} does not exist", param_hint="--model")
+    try:
+        args = VLLMEngineArgs.of(student)
+    except ValueError as exc:
+        raise typer.BadParameter(f"student.vllm_args: {exc}", param_hint="--config") from None
+    name = served_name or student.upstream_model or "base"
+    engine = VLLMProcess(model, port=port, host=host, served_name=name, args=args, log_path=log_file)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    typer.echo("starting: " + " ".join(engine.command()))
+    engine.start()
+    try:
+        waited = engine.wait_ready(ready_timeout)
+        typer.echo(f"vLLM ready after {waited:.0f}s on {engine.url} (pid {engine.pid}); base model {name!r}")
+        while not stop.wait(1.0):
+            if engine.proc is None or engine.proc.poll() is not None:
+                raise typer.Exit(1)
+    except VLLMStartError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    finally:
+        engine.stop()

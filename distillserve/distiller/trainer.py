@@ -1,0 +1,221 @@
+"""LoRA distillation training: a thin subclass of transformers' Trainer whose only new part is
+the loss (``loss.distillation_loss``), plus ``train_adapter`` that runs one training job.
+
+The standard loop gives us the optimizer, schedule, gradient clipping, seeding, device
+placement and the tqdm progress bar; we add the KD loss, an optional temperature schedule and
+the loss parts (CE, KL) for the adapter card. A run is deterministic for a fixed seed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainingArguments, set_seed
+
+from distillserve.config import DistillerConfig
+from distillserve.distiller.encoding import ChatEncoder, DistillationCollator, EncodedExample
+from distillserve.distiller.examples import TrainingExample
+from distillserve.distiller.loss import distillation_loss, scheduled_temperature
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class DistillationTrainer(Trainer):
+    """``Trainer`` with the distillation loss; everything else is the standard loop."""
+
+    def __init__(self, *args: Any, distill: DistillerConfig, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.distill = distill
+        self.loss_history: list[dict[str, float]] = []
+
+    def temperature(self) -> float:
+        d = self.distill
+        total = max(self.state.max_steps, 1)
+        return scheduled_temperature(
+            d.kd_temperature,
+            d.kd_temperature_final,
+            d.kd_temperature_schedule,
+            self.state.global_step / total,
+        )
+
+    def compute_loss(
+        self,
+        model: torch.nn.Module,
+        inputs: dict[str, torch.Tensor],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        parts = distillation_loss(
+            outputs.logits,
+            inputs["labels"],
+            inputs.get("kd_ids"),
+            inputs.get("kd_logprobs"),
+            alpha=self.distill.kd_alpha,
+            temperature=self.temperature(),
+        )
+        if model.training:
+            self.loss_history.append(
+                {
+                    "loss": float(parts.loss.detach()),
+                    "ce": float(parts.ce.detach()),
+                    **({"kl": float(parts.kl.detach())} if parts.kl is not None else {}),
+                }
+            )
+        return (parts.loss, outputs) if return_outputs else parts.loss
+
+
+@dataclass
+class TrainOutcome:
+    steps: int
+    examples: int
+    tokens: int
+    seconds: float
+    losses: dict[str, float]
+    encode_stats: dict[str, int]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+def lora_config(cfg: DistillerConfig) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.lora_rank,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=cfg.target_modules,
+        task_type="CAUSAL_LM",
+    )
+
+
+def training_arguments(
+    cfg: DistillerConfig, work_dir: Path, n_examples: int, device: str
+) -> TrainingArguments:
+    steps_per_epoch = math.ceil(n_examples / cfg.batch_size)
+    total = cfg.max_steps or steps_per_epoch * cfg.epochs
+    return TrainingArguments(
+        output_dir=str(work_dir),
+        per_device_train_batch_size=cfg.batch_size,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps or -1,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=round(cfg.warmup_ratio * total),
+        lr_scheduler_type="linear",
+        logging_strategy="no",
+        save_strategy="no",
+        report_to="none",
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        use_cpu=device == "cpu",
+        dataloader_num_workers=0,
+        dataloader_pin_memory=device != "cpu",
+        remove_unused_columns=False,
+        disable_tqdm=False,
+    )
+
+
+def load_tokenizer(base_dir: str | Path) -> Any:
+    """The tokenizer exactly as ``tokenizer.json`` defines it.
+
+    transformers 5's ``AutoTokenizer`` picks the class of the model type (e.g. Qwen2Tokenizer)
+    and replaces a custom pre-tokenizer with that family's default, which silently breaks a
+    character-level vocabulary; the fast tokenizer built straight from the file does not.
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    if (Path(base_dir) / "tokenizer.json").is_file():
+        return PreTrainedTokenizerFast.from_pretrained(str(base_dir))
+    return AutoTokenizer.from_pretrained(str(base_dir))
+
+
+def load_base(base_dir: str | Path, device: str) -> tuple[Any, Any]:
+    """The student's base model and tokenizer (float32 on CPU; bf16 when a GPU supports it)."""
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = load_tokenizer(base_dir)
+    dtype = torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=dtype)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model.to(device), tokenizer
+
+
+def train_adapter(
+    base_dir: str | Path,
+    examples: Sequence[TrainingExample],
+    cfg: DistillerConfig,
+    out_dir: str | Path,
+    *,
+    parent_adapter: str | Path | None = None,
+    work_dir: str | Path | None = None,
+) -> TrainOutcome:
+    """Train a LoRA adapter on ``examples`` (continuing ``parent_adapter`` when given) and save it
+    in PEFT format to ``out_dir``."""
+    from peft import PeftModel, get_peft_model
+
+    device = resolve_device(cfg.device)
+    set_seed(cfg.seed)
+    model, tokenizer = load_base(base_dir, device)
+    encoder = ChatEncoder(tokenizer, cfg.max_seq_len)
+    encoded: list[EncodedExample] = encoder.encode_all(examples)
+    if not encoded:
+        raise ValueError(f"no example could be encoded ({dict(encoder.stats)})")
+    if parent_adapter is not None:
+        model = PeftModel.from_pretrained(model, str(parent_adapter), is_trainable=True)
+    else:
+        model = get_peft_model(model, lora_config(cfg))
+    work = Path(work_dir or out_dir).with_suffix(".trainer")
+    trainer = DistillationTrainer(
+        model=model,
+        args=training_arguments(cfg, work, len(encoded), device),
+        train_dataset=encoded,  # a list is a map-style dataset
+        data_collator=DistillationCollator(tokenizer.pad_token_id),
+        distill=cfg,
+    )
+    start = time.perf_counter()
+    result = trainer.train()
+    seconds = time.perf_counter() - start
+    hist = trainer.loss_history
+    if not hist or not all(math.isfinite(h["loss"]) for h in hist):
+        raise FloatingPointError("training diverged (non-finite loss); no adapter saved")
+    model.save_pretrained(str(out_dir))
+    tail = hist[-max(1, len(hist) // 10) :]  # mean over the last tenth of the run: less noisy than one step
+    losses = {
+        k: sum(h[k] for h in tail if k in h) / max(1, sum(k in h for h in tail)) for k in ("loss", "ce", "kl")
+    }
+    if not any("kl" in h for h in tail):
+        losses.pop("kl")
+    losses["first"] = hist[0]["loss"] if hist else float("nan")
+    tokens = sum(len(e.input_ids) for e in encoded) * _epochs_run(result.global_step, len(encoded), cfg)
+    return TrainOutcome(
+        steps=result.global_step,
+        examples=len(encoded),
+        tokens=round(tokens),
+        seconds=seconds,
+        losses=losses,
+        encode_stats=dict(encoder.stats),
+        history=hist,
+    )
+
+
+def _epochs_run(steps: int, n: int, cfg: DistillerConfig) -> float:
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    return steps / steps_per_epoch if steps_per_epoch else 0.0

@@ -1,0 +1,297 @@
+"""The distill worker: teacher log → train → evaluate → register → commit offsets → promote.
+
+One run, in an order that keeps every promise on a crash at any point:
+
+1. records become examples (filters counted); a deterministic slice is held out;
+2. a LoRA adapter is trained on the rest plus replayed old data, into a private work folder;
+3. the candidate and the live version are scored on the same held-out / regression items;
+4. the version is registered (visible only when complete) with its card and gate decision;
+5. the replay store and past held-out set are updated, then the source offsets are committed;
+6. the gate's decision is applied: promote, or leave it waiting for a person.
+
+Killed before 4: nothing visible, offsets uncommitted, the records are trained on again.
+Killed between 4 and 5: the records are trained on again (at-least-once), a second version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import shutil
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distillserve.config import DistillerConfig
+from distillserve.distiller.evaluation import Evaluator, compare
+from distillserve.distiller.examples import TrainingExample, build_examples
+from distillserve.distiller.gate import GateDecision, decide
+from distillserve.distiller.promotion import Promoter
+from distillserve.distiller.registry import AdapterCard, AdapterRegistry, RegistryError
+from distillserve.distiller.replay import ExampleStore, base_replay_examples, mix_replay, regression_examples
+from distillserve.distiller.sources import RecordSource, SourcedRecord, offset_ranges
+from distillserve.distiller.trainer import train_adapter
+from distillserve.monitoring import metrics
+
+log = logging.getLogger(__name__)
+
+
+def resolve_base_model(name: str) -> Path:
+    """A base model directory from a path or a prepared alias (``testbed-student``)."""
+    if name == "testbed-student":
+        from distillserve.testbed.student_model import ensure_testbed_student
+
+        return Path(ensure_testbed_student())
+    p = Path(name)
+    if not (p / "config.json").is_file():
+        raise FileNotFoundError(f"base model {name!r} is neither a model directory nor a known alias")
+    return p
+
+
+def is_held_out(key: str, fraction: float, seed: int) -> bool:
+    """Deterministic by conversation key, so a conversation never lands on both sides."""
+    h = int.from_bytes(hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest(), "big")
+    return (h % 10_000) < fraction * 10_000
+
+
+@dataclass
+class RunOutcome:
+    """What one trigger did. ``consumed`` False = the records stay pending (too few usable)."""
+
+    consumed: bool
+    outcome: str  # "promoted", "held", "refused", "skipped", "waiting"
+    version: str | None = None
+    card: AdapterCard | None = None
+    gate: GateDecision | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Distiller:
+    def __init__(
+        self,
+        cfg: DistillerConfig,
+        *,
+        base_model: str,
+        base_dir: Path,
+        registry: AdapterRegistry,
+        promoter: Promoter,
+        state_dir: Path,
+    ) -> None:
+        self.cfg = cfg
+        self.base_model = base_model
+        self.base_dir = base_dir
+        self.registry = registry
+        self.promoter = promoter
+        self.state_dir = state_dir
+        self.replay = ExampleStore(state_dir / "replay.jsonl", cfg.replay_store_max)
+        self.past_holdout = ExampleStore(
+            state_dir / "past_holdout.jsonl", cfg.past_holdout_max, source="teacher"
+        )
+        self.regression = regression_examples(cfg.regression_size, cfg.regression_path)
+        self.base_replay = base_replay_examples(max(64, cfg.trigger_records), cfg.base_replay_path)
+        self.seen: set[str] = set()
+        self._evaluator: Evaluator | None = None
+        self.runs = 0
+        self._clean_leftovers()
+
+    def _clean_leftovers(self) -> None:
+        """A killed run leaves a work folder and maybe a staging entry; neither is a version."""
+        work = self.state_dir / "work"
+        if work.exists():
+            shutil.rmtree(work)
+        removed = self.registry.clean_staging()
+        if removed:
+            log.warning("removed %d half-written version(s) left by a killed run", removed)
+
+    @property
+    def evaluator(self) -> Evaluator:
+        if self._evaluator is None:
+            self._evaluator = Evaluator(
+                self.base_dir,
+                device=self.cfg.device,
+                max_new_tokens=self.cfg.eval_max_new_tokens,
+                batch_size=self.cfg.eval_batch_size,
+            )
+        return self._evaluator
+
+    # -- one run --------------------------------------------------------------------------------
+    def run_once(
+        self, batch: Sequence[SourcedRecord], source: RecordSource, *, final: bool = False
+    ) -> RunOutcome:
+        started = time.perf_counter()
+        seen = set(self.seen)  # adopted only when the batch is consumed
+        examples, report = build_examples(
+            [r.value for r in batch], learn_reasoning=self.cfg.learn_reasoning, seen_fingerprints=seen
+        )
+        if report.kept == 0:
+            self._count_records(report.as_dict())
+            source.commit(batch)  # nothing usable: consumed, each drop counted
+            self.seen = seen
+            metrics.DISTILLER_RUNS.labels(outcome="skipped").inc()
+            return RunOutcome(True, "skipped", details={"records": report.as_dict()})
+        if report.kept < self.cfg.min_records and not final:
+            return RunOutcome(False, "waiting", details={"records": report.as_dict()})
+        self._count_records(report.as_dict())
+        try:
+            outcome = self._train_evaluate_register(batch, examples, report.as_dict(), source, started)
+        except Exception:
+            metrics.DISTILLER_RUNS.labels(outcome="failed").inc()
+            raise
+        self.seen = seen
+        metrics.DISTILLER_RUNS.labels(outcome=outcome.outcome).inc()
+        metrics.DISTILLER_RUN_DURATION.observe(time.perf_counter() - started)
+        metrics.DISTILLER_LAST_RUN.set(time.time())
+        return outcome
+
+    def _train_evaluate_register(
+        self,
+        batch: Sequence[SourcedRecord],
+        examples: list[TrainingExample],
+        records: dict[str, Any],
+        source: RecordSource,
+        started: float,
+    ) -> RunOutcome:
+        cfg = self.cfg
+        holdout = [e for e in examples if is_held_out(e.key, cfg.holdout_fraction, cfg.seed)]
+        train_new = [e for e in examples if not is_held_out(e.key, cfg.holdout_fraction, cfg.seed)]
+        if not train_new:  # a tiny batch: train on everything rather than nothing
+            train_new, holdout = examples, []
+        rng = random.Random(cfg.seed + self.runs)
+        past = self.replay.load()
+        mixed = mix_replay(
+            train_new,
+            past,
+            self.base_replay,
+            ratio=cfg.replay_ratio,
+            base_share=cfg.replay_base_share,
+            rng=rng,
+        )
+        live = self.registry.live()
+        live_path = self.registry.local_path(live) if live else None
+        work = self.state_dir / "work" / f"run-{uuid.uuid4().hex[:8]}"
+        adapter_dir = work / "adapter"
+        log.info(
+            "training on %d new + %d replayed examples (held out %d), continuing from %s",
+            len(train_new),
+            len(mixed) - len(train_new),
+            len(holdout),
+            live or "the base model",
+        )
+        t0 = time.perf_counter()
+        trained = train_adapter(
+            self.base_dir, mixed, cfg, adapter_dir, parent_adapter=live_path, work_dir=work / "trainer"
+        )
+        t_train = time.perf_counter() - t0
+        for kind in ("loss", "ce", "kl"):
+            if kind in trained.losses:
+                metrics.DISTILLER_LOSS.labels(kind=kind).set(trained.losses[kind])
+        t0 = time.perf_counter()
+        sets = {"heldout": holdout, "past_heldout": self.past_holdout.load(), "regression": self.regression}
+        evaluation = compare(self.evaluator, adapter_dir, live_path, sets)
+        evaluation["live_version"] = live
+        t_eval = time.perf_counter() - t0
+        gate = decide(evaluation, promote_margin=cfg.promote_margin, max_regression=cfg.max_regression)
+        card = AdapterCard(
+            base_model=self.base_model,
+            parent=live,
+            offsets=offset_ranges(batch),
+            records={
+                **records,
+                "train_new": len(train_new),
+                "replayed": len(mixed) - len(train_new),
+                "held_out": len(holdout),
+                "encode": trained.encode_stats,
+            },
+            losses={k: round(v, 5) for k, v in trained.losses.items()},
+            eval=evaluation,
+            gate=gate.as_dict(),
+            timings={
+                "train_s": round(t_train, 2),
+                "eval_s": round(t_eval, 2),
+                "total_s": round(time.perf_counter() - started, 2),
+                "train_tokens_per_s": round(trained.tokens_per_second, 1),
+            },
+            training=self._training_summary(trained.steps),
+        )
+        card = self.registry.register(adapter_dir, card)  # durable and visible from here on
+        version = card.version
+        shutil.rmtree(work, ignore_errors=True)
+        for set_name, scores in evaluation["candidate"].items():
+            metrics.ADAPTER_EVAL.labels(version=version, dataset=set_name, metric="exact_match").set(
+                scores["exact_match"]
+            )
+        self.replay.add(_new_only(train_new, past), seed=cfg.seed + self.runs)
+        self.past_holdout.add(_new_only(holdout, self.past_holdout.load()), seed=cfg.seed + self.runs)
+        source.commit(batch)  # only now: the version trained on these records is registered
+        self.runs += 1
+        log.info("registered %s: %s; gate: %s", version, evaluation["candidate"], gate.reasons or "pass")
+        if not (cfg.auto_promote and gate.promote):
+            return RunOutcome(True, "held", version, card, gate)
+        try:
+            asyncio.run(
+                self.promoter.promote(version, by="distiller", reason=f"gate passed, gain {gate.gain:+.3f}")
+            )
+        except RegistryError as exc:
+            self.registry.update_card(version, gate={**gate.as_dict(), "promotion_error": str(exc)})
+            return RunOutcome(True, "refused", version, card, gate, {"error": str(exc)})
+        return RunOutcome(True, "promoted", version, self.registry.card(version), gate)
+
+    def _training_summary(self, steps: int) -> dict[str, Any]:
+        c = self.cfg
+        return {
+            "steps": steps,
+            "lora_rank": c.lora_rank,
+            "lora_alpha": c.lora_alpha,
+            "target_modules": c.target_modules,
+            "learning_rate": c.learning_rate,
+            "epochs": c.epochs,
+            "batch_size": c.batch_size,
+            "kd_alpha": c.kd_alpha,
+            "kd_temperature": c.kd_temperature,
+            "kd_temperature_schedule": c.kd_temperature_schedule,
+            "learn_reasoning": c.learn_reasoning,
+            "replay_ratio": c.replay_ratio,
+            "seed": c.seed,
+        }
+
+    @staticmethod
+    def _count_records(records: dict[str, Any]) -> None:
+        metrics.DISTILLER_RECORDS.labels(outcome="kept").inc(records["kept"])
+        for reason, n in records["dropped"].items():
+            if n:
+                metrics.DISTILLER_RECORDS.labels(outcome=reason).inc(n)
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run_forever(self, source: RecordSource, *, stop: Any = None, max_runs: int | None = None) -> None:
+        """Poll, trigger on size or age, run; until ``stop.is_set()`` or ``max_runs`` runs."""
+        pending: list[SourcedRecord] = []
+        first_at: float | None = None
+        done = 0
+        while not (stop is not None and stop.is_set()) and (max_runs is None or done < max_runs):
+            room = max(1, self.cfg.trigger_records - len(pending))
+            got = source.poll(room, timeout_s=1.0)
+            if got:
+                pending.extend(got)
+                first_at = first_at or time.monotonic()
+            lag = source.lag()
+            if lag is not None:
+                metrics.TEACHER_LOG_CONSUMER_LAG.labels(group=self.cfg.group_id).set(lag)
+            aged = first_at is not None and time.monotonic() - first_at >= self.cfg.trigger_seconds
+            if pending and (len(pending) >= self.cfg.trigger_records or aged):
+                outcome = self.run_once(pending, source)
+                log.info("run: %s %s", outcome.outcome, outcome.version or "")
+                if outcome.consumed:
+                    pending, first_at = [], None
+                    done += outcome.outcome != "skipped"
+                else:
+                    first_at = time.monotonic()  # wait another period for more usable records
+
+
+def _new_only(items: Sequence[TrainingExample], existing: Sequence[TrainingExample]) -> list[TrainingExample]:
+    have = {e.fingerprint() for e in existing}
+    return [e for e in items if e.fingerprint() not in have]
