@@ -129,6 +129,8 @@ class RouterConfig(BaseModel):
     embedding_batch_wait_ms: float = Field(default=0.0, ge=0.0)
     # Only the start of a prompt is embedded; its length still enters the classifier.
     embedding_max_tokens: int = Field(default=128, ge=8)
+    # CPU threads of the embedding worker (0 = torch's default); 1 leaves the rest to the gateway and student.
+    embedding_threads: int = Field(default=1, ge=0)
     # Recent teacher answers kept in memory to retrain the learned scorer when a new adapter goes live.
     retrain_buffer: int = Field(default=2000, ge=0)
     # Confidence cascade (``scorer: cascade``): the student answers first and the request escalates to the
@@ -155,6 +157,9 @@ class TeacherLogConfig(BaseModel):
     delivery_timeout_s: float = 5.0
     # Seconds between attempts to reach the broker again while records wait in the spool.
     retry_backoff_s: float = 1.0
+    # Largest record sent (long reasoning traces with top-k logprobs get big); larger ones are
+    # dropped and counted. The broker's own message size limit must allow it too.
+    max_record_bytes: int = 8 << 20
     # Pass-through security settings for a production cluster (kafka-python names).
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None

@@ -101,7 +101,9 @@ def test_too_long_examples_are_dropped_and_counted(tokenizer) -> None:
 
 
 def _batch(tokenizer, top_logprobs: int):
-    examples, _ = build_examples(teacher_records(["reverse"], 4, seed=7, top_logprobs=top_logprobs), learn_reasoning=False)
+    examples, _ = build_examples(
+        teacher_records(["reverse"], 4, seed=7, top_logprobs=top_logprobs), learn_reasoning=False
+    )
     enc = ChatEncoder(tokenizer, 256)
     return DistillationCollator(tokenizer.pad_token_id)(enc.encode_all(examples))
 
@@ -121,7 +123,9 @@ def test_loss_is_ce_without_teacher_topk_and_mixes_with_kl_when_present(tokenize
     assert math.isclose(float(p.loss), 0.3 * float(p.ce) + 0.7 * 4.0 * float(p.kl), rel_tol=1e-5)
     p.loss.backward()
     assert logits.grad is not None and torch.isfinite(logits.grad).all()
-    only_ce = distillation_loss(logits, kd["labels"], kd["kd_ids"], kd["kd_logprobs"], alpha=1.0, temperature=2.0)
+    only_ce = distillation_loss(
+        logits, kd["labels"], kd["kd_ids"], kd["kd_logprobs"], alpha=1.0, temperature=2.0
+    )
     assert math.isclose(float(only_ce.loss), float(only_ce.ce), rel_tol=1e-6)
 
 

@@ -30,7 +30,8 @@ def adapter_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     base = build_tiny_student(tmp_path_factory.mktemp("base"))
     model = get_peft_model(
-        AutoModelForCausalLM.from_pretrained(base), LoraConfig(r=2, target_modules="all-linear", task_type="CAUSAL_LM")
+        AutoModelForCausalLM.from_pretrained(base),
+        LoraConfig(r=2, target_modules="all-linear", task_type="CAUSAL_LM"),
     )
     out = tmp_path_factory.mktemp("adapter")
     model.save_pretrained(out)
@@ -65,7 +66,10 @@ def test_versions_appear_whole_and_in_order(tmp_path: Path, adapter_dir: Path) -
     a, b = reg.register(adapter_dir, _card()), reg.register(adapter_dir, _card())
     assert (a.version, b.version) == ("v1", "v2") and reg.versions() == ["v1", "v2"]
     card = reg.card("v2")
-    assert card.status == "candidate" and set(card.files) == {"adapter_config.json", "adapter_model.safetensors"}
+    assert card.status == "candidate" and set(card.files) == {
+        "adapter_config.json",
+        "adapter_model.safetensors",
+    }
     # What a killed writer leaves (a staging folder; a version folder with no card) is never a version.
     Path(reg.root, "staging", "v3.dead").mkdir()
     shutil.copytree(adapter_dir, Path(reg.root, "versions", "v9"))
@@ -80,7 +84,7 @@ def test_register_refuses_incomplete_adapters_and_other_bases(tmp_path: Path, ad
     partial = tmp_path / "partial"
     partial.mkdir()
     shutil.copy(adapter_dir / "adapter_config.json", partial)
-    with pytest.raises(AdapterRejected, match="lacks adapter_model.safetensors"):
+    with pytest.raises(AdapterRejected, match=r"lacks adapter_model\.safetensors"):
         reg.register(partial, _card())
     with pytest.raises(AdapterRejected, match="for base"):
         reg.register(adapter_dir, AdapterCard(base_model="other"))
@@ -164,7 +168,11 @@ def test_canary_share_and_its_end(tmp_path: Path, adapter_dir: Path) -> None:
     asyncio.run(promoter.promote("v2", by="test"))  # a canary that is promoted stops being a canary
     st = reg.state()
     assert (st.live, st.canary, st.canary_share) == ("v2", None, 0.0)
-    assert act.calls == [("activate", "student@v1"), ("canary", "student@v2", "0.25"), ("activate", "student@v2")]
+    assert act.calls == [
+        ("activate", "student@v1"),
+        ("canary", "student@v2", "0.25"),
+        ("activate", "student@v2"),
+    ]
 
 
 def test_rollback_with_no_history_is_refused(tmp_path: Path, adapter_dir: Path) -> None:
@@ -184,7 +192,14 @@ def test_diff_of_two_versions(tmp_path: Path, adapter_dir: Path) -> None:
     reg.register(adapter_dir, _card(eval={"candidate": {"heldout": {"exact_match": 0.2, "n": 5}}}))
     reg.register(
         adapter_dir,
-        _card(eval={"candidate": {"heldout": {"exact_match": 0.6, "n": 5}, "regression": {"exact_match": 0.9, "n": 9}}}),
+        _card(
+            eval={
+                "candidate": {
+                    "heldout": {"exact_match": 0.6, "n": 5},
+                    "regression": {"exact_match": 0.9, "n": 9},
+                }
+            }
+        ),
     )
     d = diff_eval(reg.card("v1"), reg.card("v2"))
     assert d["sets"]["heldout"] == {"a": 0.2, "b": 0.6, "delta": 0.4}

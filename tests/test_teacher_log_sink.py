@@ -3,6 +3,8 @@ when the broker is away, replay after a restart, drops counted when the spool is
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -14,7 +16,7 @@ import pytest
 from distillserve.config import TeacherLogConfig
 from distillserve.monitoring.metrics import TEACHER_LOG_RECORDS
 from distillserve.teacher_log.broker import LocalBroker
-from distillserve.teacher_log.kafka_sink import KafkaSink, open_spool
+from distillserve.teacher_log.kafka_sink import KafkaSink, decode_entry, open_spool
 from distillserve.teacher_log.record import TeacherLogRecord, conversation_key
 from tests.support.broker import create_topics, read_topic, running_broker, teacher_log_config
 from tests.support.processes import free_port
@@ -133,3 +135,88 @@ def test_default_spool_slots_let_two_gateways_share_a_machine(
     assert c.directory == a.directory and c.read(10).payloads == [b"left behind by a crashed gateway"]
     b.close()
     c.close()
+
+
+def test_record_too_large_for_the_broker_is_dropped_and_counted_not_retried(
+    broker: LocalBroker, tmp_path: Path
+) -> None:
+    cfg = teacher_log_config(broker, tmp_path, max_record_bytes=4000)
+    create_topics(broker, cfg)
+    sink = KafkaSink(cfg)
+    sink.start_background()
+    big = make_record(1).model_copy(update={"response_text": "x" * 10_000})
+    for r in [make_record(0), big, make_record(2)]:
+        sink.submit(r)
+    assert sink.wait_delivered(30), sink.stats  # not stuck retrying the big one
+    sink.close()
+    assert sink.stats.dropped == 1 and sink.stats.produced == 2
+    assert set(ids_in(broker.bootstrap_servers, cfg.topic, 2)) == {"req-000000", "req-000002"}
+
+
+def test_slow_broker_spools_then_replays(tmp_path: Path) -> None:
+    # SIGSTOP makes the real broker hang with its connections open: the "slow" case.
+    with running_broker(tmp_path) as broker:
+        cfg = teacher_log_config(broker, tmp_path, delivery_timeout_s=1.0, retry_backoff_s=0.3)
+        create_topics(broker, cfg)
+        sink = KafkaSink(cfg)
+        sink.start_background()
+        for i in range(50):
+            sink.submit(make_record(i))
+        assert sink.wait_delivered(30)
+        assert broker.pid is not None
+        os.kill(broker.pid, signal.SIGSTOP)
+        try:
+            for i in range(50, 150):
+                sink.submit(make_record(i))
+            deadline = time.monotonic() + 20
+            while not (sink.spooling and sink.stats.spooled >= 100) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert sink.spooling and sink.stats.spooled >= 100, sink.stats
+        finally:
+            os.kill(broker.pid, signal.SIGCONT)
+        assert sink.wait_delivered(60), sink.stats
+        sink.close()
+        ids = ids_in(broker.bootstrap_servers, cfg.topic, 150)
+    # Nothing lost; a record the hung broker took before the sink gave up may arrive twice.
+    assert set(ids) == {f"req-{i:06d}" for i in range(150)}
+    assert sum(ids.values()) - 150 <= 100
+
+
+def test_security_settings_pass_through_to_kafka_python() -> None:
+    from kafka import KafkaConsumer, KafkaProducer
+
+    from distillserve.teacher_log.kafka_options import client_options
+
+    cfg = TeacherLogConfig(
+        bootstrap_servers="b1:9093, b2:9093",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="gateway",
+        sasl_password="s3cret",  # type: ignore[arg-type]
+        ssl_cafile="/etc/kafka/ca.pem",
+    )
+    opts = client_options(cfg)
+    assert opts == {
+        "bootstrap_servers": ["b1:9093", "b2:9093"],
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "gateway",
+        "sasl_plain_password": "s3cret",
+        "ssl_cafile": "/etc/kafka/ca.pem",
+    }
+    # Every name is one kafka-python's producer and consumer know.
+    assert set(opts) <= set(KafkaProducer.DEFAULT_CONFIG) & set(KafkaConsumer.DEFAULT_CONFIG)
+
+
+def test_closed_before_start_keeps_submitted_records_in_the_spool(tmp_path: Path) -> None:
+    cfg = teacher_log_config(LocalBroker(free_port()), tmp_path)
+    sink = KafkaSink(cfg)
+    for i in range(5):
+        sink.submit(make_record(i))
+    sink.close()
+    again = KafkaSink(cfg)
+    assert again.spooling  # a restart replays them first
+    assert [orjson.loads(decode_entry(p)[1])["request_id"] for p in again.spool.read(10).payloads] == [
+        f"req-{i:06d}" for i in range(5)
+    ]
+    again.close()

@@ -117,3 +117,13 @@ def test_one_process_per_spool(tmp_path: Path) -> None:
         # flock is per open file description, so a second open in this process conflicts too.
         DiskSpool(tmp_path, max_bytes=1000)
     spool.close()
+
+
+def test_record_larger_than_the_read_window_is_still_read(tmp_path: Path) -> None:
+    spool = DiskSpool(tmp_path, max_bytes=1 << 30)
+    big = os.urandom(12 << 20)
+    spool.append([b"small", big, b"after"])
+    # The byte limit is soft: reading stops once it is passed, but never before a whole record.
+    assert spool.read(10, max_bytes=1 << 20).payloads == [b"small", big]
+    assert _drain(spool, 1) == [b"small", big, b"after"]
+    spool.close()

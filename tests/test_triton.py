@@ -361,3 +361,38 @@ def test_stopping_the_server_gives_503_and_leaves_nothing(gw: Server, triton: Tr
     with pytest.raises(openai.APIStatusError) as err:
         chat(client(gw), "reverse: gone")
     assert err.value.status_code == 503
+
+
+# --- the server's callable, in-process (no tritonserver needed) ----------------------------------
+def test_a_decoupled_batch_streams_each_request_in_lockstep() -> None:
+    """Triton may hand the callable several requests at once; they share one response stream."""
+    import asyncio
+
+    from distillserve.serving.backends.testbed_teacher import TestbedTeacher
+    from distillserve.serving.triton_serving import BackendModel
+
+    model = BackendModel(TestbedTeacher("teacher"))
+    flags = {"stream": np.array([True]), "return_finish_reason": np.array([True])}
+    requests = [
+        {"text_input": np.array([b"upper: ab"], dtype=object), **flags},
+        {"text_input": np.array([b"reverse: wxyz"], dtype=object), **flags},
+    ]
+
+    async def collect() -> list[list[dict]]:
+        return [step async for step in model(requests)]
+
+    steps = asyncio.run(collect())
+    assert all(len(step) == 2 for step in steps)
+    texts = ["".join(s[i]["text_output"][0].decode() for s in steps) for i in range(2)]
+    assert texts == ["AB", "zyxw"]
+    finishes = [[s[i]["finish_reason"][0] for s in steps if "finish_reason" in s[i]] for i in range(2)]
+    assert finishes[0][-1] == b"stop" and finishes[1][-1] == b"stop"
+
+
+def test_the_server_refuses_numpy_2() -> None:
+    """tritonserver's Python backend stub garbles BYTES tensors under numpy 2: fail clearly instead."""
+    from distillserve.serving.triton_serving import prepare_stub_environment
+
+    assert int(np.__version__.split(".")[0]) >= 2  # the main venv
+    with pytest.raises(RuntimeError, match=r"\.venv-triton"):
+        prepare_stub_environment()

@@ -52,7 +52,7 @@ class AdapterWatcher:
     async def poll(self, client: httpx.AsyncClient) -> list[AdapterEvent]:
         try:
             r = await client.get(
-                f"{self.ep.gateway_root}/admin/adapters",
+                f"{self.ep.gateway_root}/admin/registry/versions",
                 headers={"Authorization": f"Bearer {self.ep.admin_key}"},
             )
             r.raise_for_status()
@@ -64,17 +64,23 @@ class AdapterWatcher:
             if self.seen.get(version) == status:
                 continue
             self.seen[version] = status
-            evals = {
-                f"{ds}:{m}": float(x)
-                for ds, ms in (v.get("eval") or {}).items()
-                if isinstance(ms, dict)
-                for m, x in ms.items()
-                if isinstance(x, int | float)
-            }
+            evals = _numbers(v.get("eval") or {})
             e = AdapterEvent(time.perf_counter() - self.started, version, status, evals)
             self.events.append(e)
             new.append(e)
         return new
+
+
+def _numbers(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """The numeric leaves of an eval card, keyed by their path (``holdout.exact_match``)."""
+    out: dict[str, float] = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out |= _numbers(v, key + ".")
+        elif isinstance(v, int | float) and not isinstance(v, bool):
+            out[key] = float(v)
+    return out
 
 
 async def _watch(watcher: AdapterWatcher, view: LiveView, stop: asyncio.Event) -> None:
@@ -144,12 +150,17 @@ async def _run(opts: DemoOptions, view: LiveView) -> tuple[Summary, list[int]]:
 def run_demo(opts: DemoOptions) -> tuple[Summary, list[int]]:
     """Run the demo; returns the summary and the PIDs it started (all stopped by then)."""
 
-    def _sigterm(*_: object) -> None:
-        raise KeyboardInterrupt  # unwinds through demo_stack, which stops every process
+    def _interrupt(*_: object) -> None:
+        # Unwind through demo_stack, which stops every process; a second signal (a repeated
+        # Ctrl-C, or `timeout` forwarding SIGTERM) must not cut that clean-up short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, _sigterm)
+    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         with LiveView(opts.duration_s, opts.window_s) as view:
             return asyncio.run(_run(opts, view))
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)

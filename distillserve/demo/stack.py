@@ -16,7 +16,8 @@ from typing import Any
 import yaml
 
 from distillserve.child_process import free_port, start_process, stop_process, wait_http
-from distillserve.config import REPO_ROOT
+from distillserve.config import REPO_ROOT, load_settings
+from distillserve.teacher_log.broker import LocalBroker, local_broker
 
 
 @dataclass
@@ -35,6 +36,12 @@ class Stack:
 
     run_dir: Path
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    broker: LocalBroker | None = None
+    _contexts: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def enter(self, cm: contextlib.AbstractContextManager[Any]) -> Any:
+        """Run a context-managed component (the broker) for the stack's lifetime."""
+        return self._contexts.enter_context(cm)
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -59,6 +66,8 @@ class Stack:
                 raise RuntimeError(f"{name} did not start: {exc}\n--- {log} ---\n{tail}") from exc
 
     def check_alive(self) -> None:
+        if self.broker is not None and not self.broker.running:
+            raise RuntimeError(f"the broker exited; see {self.run_dir}/logs")
         for name, proc in self.procs.items():
             if proc.poll() is not None:
                 raise RuntimeError(
@@ -68,9 +77,11 @@ class Stack:
     def stop(self) -> None:
         for name in reversed(list(self.procs)):
             stop_process(self.procs[name], timeout=20)
+        self._contexts.close()
 
     def pids(self) -> list[int]:
-        return [p.pid for p in self.procs.values()]
+        pids = [p.pid for p in self.procs.values()]
+        return pids + ([self.broker.pid] if self.broker and self.broker.pid else [])
 
 
 def demo_config(run_dir: Path, ports: dict[str, int], student: str, admin_key: str) -> dict[str, Any]:
@@ -94,6 +105,7 @@ def demo_config(run_dir: Path, ports: dict[str, int], student: str, admin_key: s
             "spool_dir": str(run_dir / "spool"),
         },
         "registry": {"url": str(run_dir / "registry")},
+        "distiller": {"gateway_url": f"http://127.0.0.1:{ports['gateway']}"},
         "monitoring": {"distiller_metrics_port": ports["distiller_metrics"]},
     }
 
@@ -116,8 +128,9 @@ def demo_stack(
         distiller_metrics=f"http://127.0.0.1:{ports['distiller_metrics']}/metrics",
         admin_key=admin_key,
     )
+    settings = load_settings(cfg_path)
     try:
-        stack.start("broker", "broker", "--port", str(ports["broker"]), "--config", str(cfg_path))
+        stack.broker = stack.enter(local_broker(settings.teacher_log, log_dir=run_dir / "logs"))
         stack.start(
             "teacher",
             "testbed-teacher",

@@ -1,81 +1,42 @@
-"""The teacher-log topic as a distiller source: a Kafka consumer group with manual commits.
+"""The teacher-log topic as a distiller source, over the teacher log's consumer group.
 
-Auto-commit is off: offsets are committed only when the worker says the records are safe
-(the version trained on them is registered). After a crash the group resumes from the last
-commit. Lag is ``highwater − committed`` per partition (tansu's ``end_offsets`` is too low).
+``TeacherLogConsumer`` does the Kafka work (manual commits, dead letters for malformed
+records, lag); this adapter keeps every batch polled since the last commit, so one commit
+covers them all, dead-lettered offsets included, once the worker says they are safe.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
-from typing import Any
 
 from distillserve.config import TeacherLogConfig
-from distillserve.distiller.sources import SourcedRecord, next_offsets
-
-log = logging.getLogger(__name__)
-
-
-def kafka_client_options(cfg: TeacherLogConfig) -> dict[str, Any]:
-    opts: dict[str, Any] = {
-        "bootstrap_servers": cfg.bootstrap_servers.split(","),
-        "security_protocol": cfg.security_protocol,
-    }
-    if cfg.sasl_mechanism:
-        opts.update(
-            sasl_mechanism=cfg.sasl_mechanism,
-            sasl_plain_username=cfg.sasl_username,
-            sasl_plain_password=cfg.sasl_password.get_secret_value() if cfg.sasl_password else None,
-        )
-    if cfg.ssl_cafile:
-        opts["ssl_cafile"] = cfg.ssl_cafile
-    return opts
+from distillserve.distiller.sources import SourcedRecord
+from distillserve.teacher_log.consumer import Batch, TeacherLogConsumer
 
 
 class KafkaRecordSource:
     def __init__(self, cfg: TeacherLogConfig, group_id: str, *, session_timeout_ms: int = 6000) -> None:
-        from kafka import KafkaConsumer
-
         self.topic = cfg.topic
-        self.consumer = KafkaConsumer(
-            cfg.topic,
-            group_id=group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            # tansu holds JoinGroup for half the session timeout: keep it short so starts are quick.
-            session_timeout_ms=session_timeout_ms,
-            heartbeat_interval_ms=max(1000, session_timeout_ms // 3),
-            max_poll_interval_ms=3_600_000,  # a training run between polls can take long
-            **kafka_client_options(cfg),
-        )
+        self.consumer = TeacherLogConsumer(cfg, group_id, session_timeout_ms=session_timeout_ms)
+        self._uncommitted = Batch()
 
     def poll(self, max_records: int, timeout_s: float) -> list[SourcedRecord]:
-        got = self.consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
-        out = [SourcedRecord(m.value, m.topic, m.partition, m.offset) for msgs in got.values() for m in msgs]
-        return sorted(out, key=lambda r: (r.partition, r.offset))
+        batch = self.consumer.poll_batch(max_records=max_records, timeout_s=timeout_s)
+        for p, (first, last) in batch.offsets.items():
+            self._uncommitted._see(p, first)
+            self._uncommitted._see(p, last)
+        self._uncommitted.dead_lettered += batch.dead_lettered
+        return [SourcedRecord(r.record, self.topic, r.partition, r.offset) for r in batch.records]
 
     def commit(self, records: Sequence[SourcedRecord]) -> None:
-        from kafka import TopicPartition
-        from kafka.structs import OffsetAndMetadata
-
-        offsets = {
-            TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in next_offsets(records).items()
-        }
-        if offsets:
-            self.consumer.commit(offsets)
+        """Commit everything polled so far (the worker consumes all pending records at once)."""
+        for r in records:
+            self._uncommitted._see(r.partition, r.offset)
+        self.consumer.commit(self._uncommitted)
+        self._uncommitted = Batch()
 
     def lag(self) -> int | None:
-        from kafka import TopicPartition
-
-        total = 0
-        for p in self.consumer.assignment():
-            high = self.consumer.highwater(p)
-            if high is None:
-                return None
-            committed = self.consumer.committed(TopicPartition(p.topic, p.partition)) or 0
-            total += max(0, high - committed)
-        return total
+        return self.consumer.lag()
 
     def close(self) -> None:
         self.consumer.close()

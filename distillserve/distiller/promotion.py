@@ -52,17 +52,17 @@ class HotSwapActivator:
 
 
 class GatewayAdminActivator:
-    """Over HTTP: the gateway's adapter admin API (``/admin/adapters/...``), admin key required."""
+    """Over HTTP: the gateway's student admin API (``/admin/student/...``), admin key required."""
 
     def __init__(self, base_url: str, admin_key: str | None, *, timeout_s: float = 120.0) -> None:
         self.base_url = base_url.rstrip("/").removesuffix("/v1")
         self.headers = {"Authorization": f"Bearer {admin_key}"} if admin_key else {}
         self.timeout_s = timeout_s
 
-    async def _post(self, path: str, body: dict[str, object]) -> None:
+    async def _call(self, method: str, path: str, body: dict[str, object] | None = None) -> None:
         async with httpx.AsyncClient(timeout=self.timeout_s) as client:
             try:
-                r = await client.post(f"{self.base_url}{path}", json=body, headers=self.headers)
+                r = await client.request(method, f"{self.base_url}{path}", json=body, headers=self.headers)
             except httpx.HTTPError as exc:
                 raise RegistryError(f"gateway admin API unreachable at {self.base_url}: {exc}") from exc
         if r.status_code >= 400:
@@ -70,13 +70,16 @@ class GatewayAdminActivator:
                 message = r.json()["error"]["message"]
             except Exception:
                 message = r.text[:500]
-            raise AdapterRejected(f"gateway refused {path} ({r.status_code}): {message}")
+            raise AdapterRejected(f"gateway refused {method} {path} ({r.status_code}): {message}")
 
     async def activate(self, name: str, path: str) -> None:
-        await self._post("/admin/adapters/activate", {"name": name, "path": path})
+        await self._call("POST", "/admin/student/activate", {"name": name, "path": path})
 
     async def set_canary(self, name: str | None, path: str | None, share: float) -> None:
-        await self._post("/admin/adapters/canary", {"name": name, "path": path, "share": share})
+        if name is None:
+            await self._call("DELETE", "/admin/student/canary")
+        else:
+            await self._call("POST", "/admin/student/canary", {"name": name, "path": path, "share": share})
 
 
 class Promoter:

@@ -16,11 +16,12 @@ from typing import Protocol
 import orjson
 
 from distillserve.distiller.registry import OffsetRange
+from distillserve.teacher_log.record import TeacherLogRecord
 
 
 @dataclass(frozen=True)
 class SourcedRecord:
-    value: bytes
+    value: bytes | TeacherLogRecord  # raw JSON, or already parsed by the consumer
     topic: str
     partition: int
     offset: int
@@ -31,7 +32,7 @@ class RecordSource(Protocol):
         """Up to ``max_records`` records after the last polled ones; waits at most ``timeout_s``."""
 
     def commit(self, records: Sequence[SourcedRecord]) -> None:
-        """Durably mark everything up to and including ``records`` as consumed."""
+        """Durably mark ``records`` (everything polled since the last commit) as consumed."""
 
     def lag(self) -> int | None:
         """Records not yet committed (None when unknown)."""

@@ -59,7 +59,7 @@ class EmbeddingScorer(DifficultyScorer):
     ) -> None:
         cfg = cfg or RouterConfig()
         self.embedder = embedder or SentenceEmbedder(
-            cfg.embedding_model, cfg.embedding_device, cfg.embedding_max_tokens
+            cfg.embedding_model, cfg.embedding_device, cfg.embedding_max_tokens, cfg.embedding_threads
         )
         self.classifier_path = Path(
             classifier_path or cfg.embedding_classifier_path or default_classifier_path()

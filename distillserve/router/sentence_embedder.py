@@ -43,10 +43,19 @@ def resolve_device(device: str) -> str:
 
 
 class SentenceEmbedder:
-    def __init__(self, model: str | None = None, device: str = "auto", max_tokens: int = 128) -> None:
+    def __init__(
+        self,
+        model: str | None = None,
+        device: str = "auto",
+        max_tokens: int = 128,
+        threads: int = 1,
+        sub_batch: int = 16,
+    ) -> None:
         self.model_name = model
         self.device_setting = device
         self.max_tokens = max_tokens
+        self.threads = threads
+        self.sub_batch = sub_batch
         self._model: Any = None
         self._lock = threading.Lock()
 
@@ -76,11 +85,20 @@ class SentenceEmbedder:
     def encode(self, texts: list[str]) -> np.ndarray:
         """Unit-length float32 embeddings, one row per text (empty texts included)."""
         self.load()
+        import torch
+
+        # Per calling thread (OpenMP): the scorer's worker thread stays small and leaves the
+        # other cores to the gateway and an in-process student; oversubscribed cores make
+        # OpenMP spin, which is far slower than one thread.
+        if self.threads > 0 and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
         limit = self.max_tokens * _CHARS_PER_TOKEN
         clipped = [t[:limit] for t in texts]
+        # sentence-transformers sorts by length before cutting sub-batches, so short prompts
+        # are not padded to the length of a long one in the same batch.
         return self._model.encode(
             clipped,
-            batch_size=max(1, len(clipped)),
+            batch_size=max(1, min(len(clipped), self.sub_batch)),
             convert_to_numpy=True,
             normalize_embeddings=True,
             show_progress_bar=False,

@@ -43,7 +43,13 @@ class ChatPrompter:
         if template is not None and "{" not in template and Path(template).is_file():
             template = Path(template).read_text()
         tokenizer = None
-        if model_path:
+        if model_path and (Path(model_path) / "tokenizer.json").is_file():
+            # The fast tokenizer directly: importing AutoTokenizer pulls in transformers'
+            # generation stack (and scikit-learn), ~20 s on a busy 2-core machine.
+            from transformers import PreTrainedTokenizerFast
+
+            tokenizer = PreTrainedTokenizerFast.from_pretrained(model_path)
+        elif model_path:
             from transformers import AutoTokenizer
 
             tokenizer = AutoTokenizer.from_pretrained(model_path)

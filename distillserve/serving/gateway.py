@@ -55,6 +55,7 @@ class RoutePlan:
             "backend": self.backend.kind,
             "difficulty": None if math.isnan(score) else round(score, 4),
             "reason": self.decision.reason,
+            "scorer": self.decision.scorer,
         }
 
     def headers(self) -> dict[str, str]:

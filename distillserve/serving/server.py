@@ -79,6 +79,7 @@ def build_student_control(gw: Gateway) -> tuple[HotSwapper, StudentWatch] | None
 
 
 def build_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
+    from distillserve.distiller.registry_api import gateway_registry_router
     from distillserve.serving.admin_api import router as admin_router
 
     gw = gateway or build_gateway(settings)
@@ -114,7 +115,7 @@ def build_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
             await gw.router.aclose()
             await gw.sink.aclose()
 
-    app = create_app(gw, lifespan=lifespan, extra_routers=[admin_router])
+    app = create_app(gw, lifespan=lifespan, extra_routers=[admin_router, gateway_registry_router(settings)])
     app.state.hotswapper = control[0] if control else None
     return app
 

@@ -119,6 +119,16 @@ def vllm_command(
     ]
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class VLLMStartError(RuntimeError):
     """vLLM exited or did not become ready; the message carries the end of its log."""
 
@@ -197,7 +207,11 @@ class VLLMProcess:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=timeout)
         if proc is not None:
-            # The engine core and worker can outlive the API server: sweep the group.
+            # The engine core and worker shut down after the API server; give them time to
+            # remove their shared memory (/dev/shm/psm_*, hundreds of MB), then sweep the group.
+            deadline = time.monotonic() + timeout
+            while _group_alive(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):

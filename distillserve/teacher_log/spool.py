@@ -109,6 +109,15 @@ class DiskSpool:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.directory / "cursor")
+        self._fsync_dir()
+
+    def _fsync_dir(self) -> None:
+        """Make a rename or a new segment file itself durable, not only its contents."""
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _delete(self, segment: int) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -185,6 +194,7 @@ class DiskSpool:
         self._sizes[self._active] = 0
         self._fd = os.open(self._path(self._active), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._dirty = False
+        self._fsync_dir()
 
     def sync(self) -> None:
         """fsync what was appended since the last sync."""
@@ -210,6 +220,12 @@ class DiskSpool:
                 with open(self._path(seg), "rb") as fh:
                     fh.seek(off)
                     data = fh.read(min(end_of_seg - off, max_bytes - size + (1 << 20)))
+                    if len(data) >= _FRAME.size:
+                        # One record larger than the read window: read it whole.
+                        need = _FRAME.size + _FRAME.unpack_from(data)[0]
+                        if len(data) < need <= end_of_seg - off:
+                            fh.seek(off)
+                            data = fh.read(need)
                 pos, damaged = 0, False
                 while len(batch) < max_records and pos + _FRAME.size <= len(data):
                     length, crc = _FRAME.unpack_from(data, pos)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from distillserve.testbed.tasks import BASE_TASKS, sample
@@ -21,13 +21,14 @@ IGNORE_INDEX = -100
 @dataclass(frozen=True)
 class PretrainRecipe:
     tasks: tuple[str, ...] = tuple(BASE_TASKS)
-    examples: int = 6000
-    steps: int = 600
-    batch_size: int = 32
-    learning_rate: float = 3e-3
-    warmup_steps: int = 30
-    weight_decay: float = 0.01
-    extra: dict[str, Any] = field(default_factory=dict)
+    examples: int = 20000
+    steps: int = 700
+    batch_size: int = 64
+    # 3e-3 stalls on the plateau before copying emerges (loss ≈2.5 after 1000 steps); 1e-3 leaves it
+    # after ≈150 steps.
+    learning_rate: float = 1e-3
+    warmup_steps: int = 50
+    weight_decay: float = 0.0
 
 
 def encode_sft_example(tokenizer: Any, prompt: str, answer: str) -> tuple[list[int], list[int]]:
@@ -71,7 +72,7 @@ def pretrain(model: Any, tokenizer: Any, recipe: PretrainRecipe, *, seed: int) -
         if step < recipe.warmup_steps:
             return (step + 1) / recipe.warmup_steps
         progress = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
-        return max(0.05, 1.0 - progress)  # linear decay to 5 %
+        return max(0.1, 1.0 - progress)  # linear decay to 10 %
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     start = time.monotonic()
@@ -88,7 +89,7 @@ def pretrain(model: Any, tokenizer: Any, recipe: PretrainRecipe, *, seed: int) -
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     model.eval()
     return {
         "steps": recipe.steps,

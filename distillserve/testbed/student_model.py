@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from filelock import FileLock
-
+from distillserve.cached_build import build_once
 from distillserve.config import cache_dir
 from distillserve.testbed import pretraining
 from distillserve.testbed.pretraining import PretrainRecipe
@@ -35,11 +32,11 @@ BUILD_VERSION = 1
 
 @dataclass(frozen=True)
 class StudentArchitecture:
-    hidden_size: int = 256
+    hidden_size: int = 128
     num_hidden_layers: int = 4
-    num_attention_heads: int = 4  # head_dim 64: one of the sizes vLLM's CPU attention supports
+    num_attention_heads: int = 4  # head_dim 32: one of the sizes vLLM's CPU attention supports
     num_key_value_heads: int = 4
-    intermediate_size: int = 512
+    intermediate_size: int = 256
     max_position_embeddings: int = 1024
     rope_theta: float = 10000.0
     tie_word_embeddings: bool = True
@@ -108,21 +105,28 @@ def build_testbed_student(out_dir: Path, *, pretrain: bool = True, seed: int = 0
     return out_dir
 
 
+# Pre-built students shipped with the package (same recipe hash = same recipe), so a fresh
+# clone does not spend minutes pre-training on a 2-core machine. Rebuilt when the recipe changes.
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def student_dir_name(*, pretrain: bool = True, seed: int = 0) -> str:
+    return f"testbed-student-{recipe_hash(pretrain=pretrain, seed=seed)}{'' if pretrain else '-raw'}"
+
+
 def ensure_testbed_student(*, pretrain: bool = True, seed: int = 0) -> Path:
-    """The cached student directory, built once per recipe (safe under concurrent callers)."""
-    models = cache_dir() / "models"
-    models.mkdir(parents=True, exist_ok=True)
-    suffix = "" if pretrain else "-raw"
-    final = models / f"testbed-student-{recipe_hash(pretrain=pretrain, seed=seed)}{suffix}"
-    if final.is_dir():
-        return final
-    with FileLock(str(final) + ".lock"):
-        if final.is_dir():  # another process finished it while we waited
-            return final
-        tmp_parent = Path(tempfile.mkdtemp(prefix=f".{final.name}.building-", dir=models))
-        try:
-            built = build_testbed_student(tmp_parent / "model", pretrain=pretrain, seed=seed)
-            os.rename(built, final)  # atomic on one filesystem: the dir appears complete or not at all
-        finally:
-            shutil.rmtree(tmp_parent, ignore_errors=True)
-    return final
+    """The cached student directory, built once per recipe (safe under concurrent callers).
+
+    ``pretrain=False`` gives the untrained model in a second or two, for tests that only need
+    real weights of the right shape.
+    """
+    name = student_dir_name(pretrain=pretrain, seed=seed)
+    fixture = FIXTURES / name
+
+    def build(tmp: Path) -> Path:
+        if fixture.is_dir():
+            shutil.copytree(fixture, tmp)
+            return tmp
+        return build_testbed_student(tmp, pretrain=pretrain, seed=seed)
+
+    return build_once(cache_dir() / "models" / name, build)

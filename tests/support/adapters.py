@@ -21,10 +21,21 @@ def train_answer_adapter(
     answer: str,
     *,
     rank: int = 8,
-    steps: int = 80,
+    steps: int = 40,
     seed: int = 0,
 ) -> Path:
     """A PEFT LoRA adapter for ``base_dir`` that answers ``answer`` to any user prompt."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a model this small trains fastest on one thread, and on a busy machine
+    try:
+        return _train(base_dir, out_dir, answer, rank=rank, steps=steps, seed=seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(base_dir: Path, out_dir: Path, answer: str, *, rank: int, steps: int, seed: int) -> Path:
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -48,7 +59,7 @@ def train_answer_adapter(
         a_ids = tok(answer + eos, add_special_tokens=False).input_ids
         return p_ids + a_ids, [-100] * len(p_ids) + a_ids
 
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-2)
     model.train()
     for _ in range(steps):
         batch = [example() for _ in range(8)]

@@ -117,7 +117,6 @@ class TritonBackend(Backend):
         self._http_url = f"{url.hostname}:{url.port or (443 if self._http_ssl else 80)}"
         self._grpc_url = cfg.triton_grpc_url or f"{url.hostname}:8001"
         self.names = {**VLLM_TENSOR_NAMES, **cfg.triton_tensor_names}
-        self._http: triton_http.InferenceServerClient | None = None
         self._channel: grpc.aio.Channel | None = None
         self._stub: service_pb2_grpc.GRPCInferenceServiceStub | None = None
         self._inputs: dict[str, list[int]] | None = None  # declared input name -> shape
@@ -134,13 +133,13 @@ class TritonBackend(Backend):
         if self._channel is None:
             self._channel = grpc.aio.insecure_channel(self._grpc_url)
             self._stub = service_pb2_grpc.GRPCInferenceServiceStub(self._channel)
-        if self._http is None:
-            self._http = triton_http.InferenceServerClient(
-                self._http_url,
-                ssl=self._http_ssl,
-                conn_limit=self.cfg.max_connections,
-                conn_timeout=self.cfg.connect_timeout_s,
-            )
+
+    def _http_client(self) -> triton_http.InferenceServerClient:
+        """A client for one HTTP call (health, metadata: rare). No idle keep-alive connection is
+        left open: tritonserver waits for open HTTP connections (up to its exit timeout) when it stops."""
+        return triton_http.InferenceServerClient(
+            self._http_url, ssl=self._http_ssl, conn_limit=1, conn_timeout=self.cfg.connect_timeout_s
+        )
 
     async def _load_prompter(self) -> None:
         if not self._prompter_loaded:
@@ -150,20 +149,16 @@ class TritonBackend(Backend):
             self._prompter_loaded = True
 
     async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
 
     async def health(self) -> bool:
-        await self._connect()
-        assert self._http is not None
         try:
-            return bool(
-                await asyncio.wait_for(self._http.is_model_ready(self.model_name), self.cfg.connect_timeout_s)
-            )
+            async with self._http_client() as http:
+                return bool(
+                    await asyncio.wait_for(http.is_model_ready(self.model_name), self.cfg.connect_timeout_s)
+                )
         except Exception:  # unreachable, timed out, or an error status: not healthy
             return False
 
@@ -172,11 +167,11 @@ class TritonBackend(Backend):
         if self._inputs is not None:
             return self._inputs
         await self._connect()
-        assert self._http is not None
         try:
-            meta = await asyncio.wait_for(
-                self._http.get_model_metadata(self.model_name), self.cfg.connect_timeout_s
-            )
+            async with self._http_client() as http:
+                meta = await asyncio.wait_for(
+                    http.get_model_metadata(self.model_name), self.cfg.connect_timeout_s
+                )
         except TimeoutError as exc:
             raise BackendUnavailable(f"{self.name}: Triton at {self._http_url} did not answer") from exc
         except InferenceServerException as exc:

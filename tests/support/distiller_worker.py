@@ -1,0 +1,70 @@
+"""Helpers to run the ``distillserve distill`` worker as a process in tests."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from distillserve.config import TeacherLogConfig
+from distillserve.teacher_log.kafka_sink import KafkaSink
+from distillserve.teacher_log.record import TeacherLogRecord
+from tests.support.processes import free_port
+
+BASE = "testbed-student"
+DEFAULT_TRIGGER = 240
+
+
+def log_to_broker(cfg: TeacherLogConfig, records: list[TeacherLogRecord]) -> None:
+    """Through the gateway's real Kafka sink."""
+    sink = KafkaSink(cfg)
+    sink.start_background()
+    for r in records:
+        sink.submit(r)
+    assert sink.wait_delivered(60), "records not delivered to the broker"
+    sink.close()
+
+
+def distiller_config(tmp: Path, tl: TeacherLogConfig, **distiller: Any) -> dict[str, Any]:
+    return {
+        "teacher_log": tl.model_dump(mode="json"),
+        "registry": {"url": str(tmp / "registry")},
+        "student": {"kind": "embedded", "name": "student", "model_path": BASE},
+        "monitoring": {"distiller_metrics_port": free_port()},
+        "distiller": {
+            "base_model": BASE,
+            "promote_via": "none",
+            "state_dir": str(tmp / "state"),
+            "trigger_records": DEFAULT_TRIGGER,
+            "trigger_seconds": 5,
+            "min_records": 8,
+            "holdout_fraction": 0.2,
+            "regression_size": 45,
+            "eval_max_new_tokens": 16,
+            "max_regression": 0.05,
+            **distiller,
+        },
+    }
+
+
+def write_config(tmp: Path, cfg: dict[str, Any], name: str = "distill.yaml") -> Path:
+    p = tmp / name
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+def wait_for(
+    pred: Callable[[], bool], timeout: float, proc: subprocess.Popen[bytes] | None = None, what: str = ""
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"distiller exited with {proc.returncode} while waiting for {what}")
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
