@@ -30,6 +30,7 @@ from tests.support.monitoring_stack import (
 from tests.support.prometheus import sample, scrape
 
 NOT_RUNNING: dict[str, str] = {}  # every source runs here
+BASELINE = 0.5
 ZERO_ONLY: dict[str, str] = {}
 
 
@@ -51,7 +52,12 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopStack]:
         version = reg.versions()[0]
         r = httpx.post(
             f"http://127.0.0.1:{s.gateway.port}/admin/student/activate",
-            json={"name": reg.adapter_name(version), "path": reg.local_path(version)},
+            # As the promotion path would: the version's eval agreement becomes its drift baseline.
+            json={
+                "name": reg.adapter_name(version),
+                "path": reg.local_path(version),
+                "baseline_agreement": BASELINE,
+            },
             headers={"Authorization": f"Bearer {ADMIN_KEY}"},
             timeout=120,
         )
@@ -105,6 +111,16 @@ def test_hot_swap_and_vllm_panels(loop: LoopStack) -> None:
     assert swaps["swapped"] > 0 and swaps["refused"] == 0
     assert finite_values(q(loop, "Hot-swap duration p95"))
     assert finite_values(q(loop, "vLLM time to first token p95"))
+    # The baseline given at activation, and drift measured from it on the new version's pairs.
+    agreement = q(loop, "Student/teacher agreement: rolling and baseline", 1)
+    baselines = {r["metric"]["adapter"]: float(r["value"][1]) for r in agreement}
+    assert baselines["student@v1"] == BASELINE
+    rolling = {
+        r["metric"]["adapter"]: float(r["value"][1])
+        for r in q(loop, "Student/teacher agreement: rolling and baseline")
+    }
+    drift = {r["metric"]["adapter"]: float(r["value"][1]) for r in q(loop, "Drift below baseline")}
+    assert drift["student@v1"] == pytest.approx(max(0.0, BASELINE - rolling["student@v1"]))
     assert len(q(loop, "vLLM requests running / waiting", 0)) == 1
 
 
