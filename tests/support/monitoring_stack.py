@@ -90,11 +90,16 @@ def drive_traffic(
     return counts
 
 
+ADMIN_KEY = "adm-monitoring"
+
+
 @dataclass
 class LoopStack:
     gateway: Server
     distiller_metrics: str  # http://127.0.0.1:P/metrics
     prometheus: Prometheus
+    registry_url: str
+    base_model: str
 
 
 def distiller_config(tmp: Path, teacher_log: dict, metrics_port: int, base_model: str) -> dict:
@@ -125,8 +130,31 @@ def distiller_config(tmp: Path, teacher_log: dict, metrics_port: int, base_model
 
 
 @contextlib.contextmanager
+def vllm_student(tmp: Path, model: str) -> Iterator[str]:
+    """vLLM's CPU build serving ``model`` (LoRA enabled) as "base"; yields its /v1 URL."""
+    from distillserve.config import BackendConfig
+    from distillserve.serving.vllm_process import VLLMEngineArgs, VLLMProcess
+    from tests.support.processes import free_port
+
+    engine = VLLMProcess(
+        model,
+        port=free_port(),
+        served_name="base",
+        args=VLLMEngineArgs.of(BackendConfig(kind="vllm", name="student")),
+        log_path=tmp / "vllm.log",
+    )
+    engine.start()
+    try:
+        engine.wait_ready(600)
+        yield engine.url
+    finally:
+        engine.stop()
+
+
+@contextlib.contextmanager
 def learning_loop_stack(tmp: Path) -> Iterator[LoopStack]:
-    """The gateway logging to a real broker (KafkaSink) and a real distiller consuming it, both scraped."""
+    """The gateway logging to a real broker (KafkaSink), its student on a real vLLM, and a real
+    distiller consuming the log; gateway, distiller and vLLM all scraped by Prometheus."""
     from distillserve.teacher_log.broker import topics_for
     from distillserve.testbed.student_model import ensure_testbed_student
     from tests.support.broker import running_broker, teacher_log_config
@@ -146,13 +174,20 @@ def learning_loop_stack(tmp: Path) -> Iterator[LoopStack]:
 
         cfg_path.write_text(yaml.safe_dump(distiller_config(tmp, teacher_log, metrics_port, base_model)))
         with (
+            vllm_student(tmp, base_model) as vllm_url,
             start_testbed_teacher(tmp) as teacher,
-            start_flawed_student(tmp, wrong="reverse") as student,
             start_gateway(
                 tmp,
                 {
-                    "server": {"api_keys": [KEY]},
-                    "student": {"kind": "openai", "name": "student", "url": student.url, "timeout_s": 10},
+                    "server": {"api_keys": [KEY], "admin_key": ADMIN_KEY},
+                    "student": {
+                        "kind": "vllm",
+                        "name": "student",
+                        "url": vllm_url,
+                        "upstream_model": "base",
+                        "model_path": base_model,
+                        "timeout_s": 60,
+                    },
                     "teacher": {"kind": "openai", "name": "teacher", "url": teacher.url, "timeout_s": 10},
                     "teacher_log": teacher_log,
                     "monitoring": {"shadow_rate": 1.0, "agreement_window": 10},
@@ -169,11 +204,14 @@ def learning_loop_stack(tmp: Path) -> Iterator[LoopStack]:
                 {
                     "distillserve-gateway": [f"127.0.0.1:{gw.port}"],
                     "distillserve-distiller": [f"127.0.0.1:{metrics_port}"],
+                    "vllm": [vllm_url.removeprefix("http://").removesuffix("/v1")],
                 },
             ) as prom,
         ):
             prom.wait_scraped()
-            yield LoopStack(gw, f"http://127.0.0.1:{metrics_port}/metrics", prom)
+            yield LoopStack(
+                gw, f"http://127.0.0.1:{metrics_port}/metrics", prom, str(tmp / "registry"), base_model
+            )
 
 
 def teacher_traffic(gw: Server, n: int, seed: int = 0) -> None:
