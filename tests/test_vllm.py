@@ -33,7 +33,12 @@ from distillserve.config import BackendConfig
 from distillserve.serving.adapter_validation import same_base
 from distillserve.serving.vllm_process import VLLMEngineArgs, VLLMProcess, vllm_env
 from distillserve.testbed.student_model import ensure_testbed_student
-from tests.support.adapters import adapter_for_other_base, train_answer_adapter, untrained_adapter
+from tests.support.adapters import (
+    adapter_for_other_base,
+    adapter_with_wrong_shapes,
+    train_answer_adapter,
+    untrained_adapter,
+)
 from tests.support.processes import free_port, python_module, running
 from tests.support.servers import Server, start_gateway, start_testbed_teacher
 
@@ -116,6 +121,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         (corrupt / "adapter_model.safetensors").write_bytes(b"not a safetensors file")
         adapters["corrupt"] = corrupt
         adapters["missing"] = ad / "does-not-exist"
+        adapters["wrong_shapes"] = adapter_with_wrong_shapes(base, ad / "wrong-shapes")
+        adapters["dora"] = untrained_adapter(base, ad / "dora", rank=8, dora=True)
         engine.wait_ready(900)
         with start_testbed_teacher(tmp) as teacher:
             yield Stack(engine, teacher, adapters, tmp)
@@ -424,6 +431,10 @@ REFUSALS = {
     "corrupt-weights": ("student@v9", "corrupt", "unreadable"),
     "other-base": ("student@v9", "other_base", "was trained for base model 'acme/other-model-7b'"),
     "rank-above-max": ("student@v9", "rank32", "LoRA rank 32, above the server's maximum of 16"),
+    # vLLM itself would load this one, and serve garbage: caught by comparing shapes.
+    "made-for-narrower-model": ("student@v9", "wrong_shapes", "does not fit the served base model"),
+    # Passes every file check; vLLM's own refusal (a 500 from its load API) is relayed.
+    "vllm-refuses-dora": ("student@v9", "dora", "vLLM refused adapter 'student@v9'"),
     "live-name-reused": ("student@v2", "v3", "already live"),
     "reserved-name": ("student", "v3", "a model name clients already use"),
 }

@@ -17,7 +17,8 @@ from distillserve.config import ConfigError, load_settings
 @app.command("vllm-serve")
 def vllm_serve(
     model: Annotated[
-        str | None, typer.Option(help="Base model directory (default: the config's student.model_path).")
+        str | None,
+        typer.Option(help="Base model directory or alias (default: the config's student.model_path)."),
     ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="YAML config; engine flags from student.vllm_args.")
@@ -46,14 +47,18 @@ def vllm_serve(
         raise typer.BadParameter(
             "give --model DIR (or student.model_path in the config)", param_hint="--model"
         )
-    if not Path(model).is_dir():
-        raise typer.BadParameter(f"model directory {model!r} does not exist", param_hint="--model")
+    from distillserve.engine.prepared_models import ModelPreparationError, resolve_model
+
+    try:
+        model_dir = resolve_model(model)  # a directory, or an alias (testbed-student, smollm2)
+    except ModelPreparationError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--model") from None
     try:
         args = VLLMEngineArgs.of(student)
     except ValueError as exc:
         raise typer.BadParameter(f"student.vllm_args: {exc}", param_hint="--config") from None
     name = served_name or student.upstream_model or "base"
-    engine = VLLMProcess(model, port=port, host=host, served_name=name, args=args, log_path=log_file)
+    engine = VLLMProcess(model_dir, port=port, host=host, served_name=name, args=args, log_path=log_file)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

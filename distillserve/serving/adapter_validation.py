@@ -3,9 +3,12 @@ reason and the live version keeps serving.
 
 Checked, in order: the path exists; it is a PEFT LoRA adapter (``adapter_config.json`` and
 readable ``adapter_model.safetensors`` / ``.bin`` weights); it was trained for the base model
-the student serves; its rank (read from the weights, not only the config) is within the
-server's maximum. vLLM itself answers a too-high rank or a corrupt file with a 500 and does
-not notice an adapter of another base whose shapes happen to fit — hence these checks.
+the student serves, and its tensors fit that base's layers (when the base's files are
+readable here); its rank (read from the weights, not only the config) is within the server's
+maximum. vLLM answers a too-high rank or a corrupt file with a 500, does not notice an
+adapter of another base whose shapes happen to fit, and silently *accepts* one made for a
+narrower model (it copies the smaller tensors into its LoRA slots and serves garbage) —
+hence these checks.
 
 Which base an adapter belongs to: ``base_model`` in a distillserve card (``card.json`` next
 to the adapter, written by the adapter registry) if there is one, else PEFT's
@@ -40,6 +43,7 @@ class AdapterInfo:
     rank: int
     base_model: str | None
     target_modules: tuple[str, ...]
+    weights: Path
 
 
 def inspect_adapter(path: str | Path) -> AdapterInfo:
@@ -73,6 +77,7 @@ def inspect_adapter(path: str | Path) -> AdapterInfo:
         rank=rank,
         base_model=_card_base(p) or cfg.get("base_model_name_or_path"),
         target_modules=tuple([targets] if isinstance(targets, str) else targets),
+        weights=weights,
     )
 
 
@@ -131,6 +136,54 @@ def _digest(files: tuple[tuple[str, int, int], ...]) -> str:
     return h.hexdigest()
 
 
+def _shapes(files: list[Path]) -> dict[str, list[int]]:
+    from safetensors import safe_open
+
+    out: dict[str, list[int]] = {}
+    for f in files:
+        with safe_open(str(f), framework="pt") as st:
+            for k in st.keys():  # noqa: SIM118 - safe_open has no __iter__
+                out[k] = list(st.get_slice(k).get_shape())
+    return out
+
+
+@lru_cache(maxsize=16)
+def _base_shapes(model_dir: str, _stamp: tuple[tuple[str, int], ...]) -> dict[str, list[int]]:
+    return _shapes(sorted(Path(model_dir).glob("*.safetensors")))
+
+
+def check_fits_base(info: AdapterInfo, base_dir: Path) -> None:
+    """Refuse an adapter whose LoRA tensors do not fit the layers of the model in ``base_dir``
+    (PEFT names ``base_model.model.<layer>.lora_A.weight``: A is [rank, in], B is [out, rank])."""
+    files = sorted(base_dir.glob("*.safetensors"))
+    if not files or info.weights.suffix != ".safetensors":
+        return  # nothing to compare with here (e.g. a .bin checkpoint); the engine still checks
+    base = _base_shapes(str(base_dir), tuple((str(f), f.stat().st_mtime_ns) for f in files))
+    matched = 0
+    for key, shape in _shapes([info.weights]).items():
+        kind = "lora_A" if ".lora_A." in key else "lora_B" if ".lora_B." in key else None
+        if kind is None:
+            continue
+        layer = key.removeprefix("base_model.model.").split(f".{kind}.")[0]
+        target = base.get(layer + ".weight")
+        if target is None or len(target) != 2:
+            continue
+        matched += 1
+        want, have = (target[1], shape[1]) if kind == "lora_A" else (target[0], shape[0])
+        if want != have:
+            side = "input" if kind == "lora_A" else "output"
+            raise AdapterError(
+                f"adapter {str(info.path)!r} does not fit the served base model: layer {layer} has "
+                f"{side} size {want} there, {have} in the adapter (made for another model)",
+                param="path",
+            )
+    if matched == 0:
+        raise AdapterError(
+            f"adapter {str(info.path)!r} targets no layer of the served base model {str(base_dir)!r}",
+            param="path",
+        )
+
+
 BaseProvider = Callable[[], Awaitable[str | None]]
 
 
@@ -139,9 +192,18 @@ class AdapterValidator:
     engine runs (asked lazily: the engine may be down when the gateway starts); ``max_rank``
     is the engine's limit (vLLM's ``--max-lora-rank``; None = no limit)."""
 
-    def __init__(self, served_base: BaseProvider | str | None, max_rank: int | None) -> None:
+    def __init__(
+        self,
+        served_base: BaseProvider | str | None,
+        max_rank: int | None,
+        *,
+        also_known_as: frozenset[str] = frozenset(),
+    ) -> None:
         self._served_base = served_base
         self.max_rank = max_rank
+        #: Other names the config gives the served base (``student.model_path``, e.g. the alias
+        #: ``testbed-student``, and the served model name): an adapter card may name it so.
+        self.also_known_as = also_known_as
 
     async def served_base(self) -> str | None:
         if self._served_base is None or isinstance(self._served_base, str):
@@ -159,12 +221,14 @@ class AdapterValidator:
                 f"(no base_model in {CARD_FILE}, no base_model_name_or_path in {CONFIG_FILE})",
                 param="path",
             )
-        elif not same_base(info.base_model, served):
+        elif info.base_model not in self.also_known_as and not same_base(info.base_model, served):
             raise AdapterError(
                 f"adapter {str(info.path)!r} was trained for base model {info.base_model!r}, "
                 f"but the student serves {served!r}",
                 param="path",
             )
+        if served is not None and Path(served).is_dir():
+            check_fits_base(info, Path(served))
         if self.max_rank is not None and info.rank > self.max_rank:
             raise AdapterError(
                 f"adapter {str(info.path)!r} has LoRA rank {info.rank}, above the server's maximum of "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +15,7 @@ from distillserve.config import BackendConfig, Settings
 from distillserve.monitoring.series import init_gateway_series
 from distillserve.monitoring.shadow import ShadowSampler, build_shadow
 from distillserve.router.router import Router
-from distillserve.serving.adapter_validation import AdapterValidator
+from distillserve.serving.adapter_validation import AdapterValidator, BaseProvider
 from distillserve.serving.app import create_app
 from distillserve.serving.backends.base import AdapterHost, Backend
 from distillserve.serving.backends.factory import build_backend
@@ -45,18 +46,31 @@ def build_gateway(settings: Settings) -> Gateway:
     return gateway
 
 
+def _prepared_model(spec: str) -> BaseProvider:
+    async def provide() -> str:
+        from distillserve.engine.prepared_models import resolve_model
+
+        return str(await asyncio.to_thread(resolve_model, spec))
+
+    return provide
+
+
 def build_validator(cfg: BackendConfig, backend: Backend) -> AdapterValidator:
     """What the student's engine accepts: its base model (asked from the engine when it can
-    say, else ``model_path`` when that is a directory) and its maximum LoRA rank."""
-    served_base = getattr(backend, "served_base", None)
-    if served_base is None:
+    say; for the embedded engine the directory its model spec resolves to, else ``model_path``
+    when that is a directory) and its maximum LoRA rank."""
+    served_base: BaseProvider | str | None = getattr(backend, "served_base", None)
+    if served_base is None and cfg.kind == "embedded":
+        served_base = _prepared_model(cfg.model_path or "testbed-student")
+    elif served_base is None:
         served_base = cfg.model_path if cfg.model_path and Path(cfg.model_path).is_dir() else None
     max_rank = None
     if cfg.kind == "vllm":
         from distillserve.serving.vllm_process import VLLMEngineArgs
 
         max_rank = VLLMEngineArgs.of(cfg).max_lora_rank
-    return AdapterValidator(served_base, max_rank)
+    names = frozenset(n for n in (cfg.model_path, cfg.served_model) if n)
+    return AdapterValidator(served_base, max_rank, also_known_as=names)
 
 
 def build_student_control(gw: Gateway) -> tuple[HotSwapper, StudentWatch] | None:

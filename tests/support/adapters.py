@@ -76,15 +76,16 @@ def _train(base_dir: Path, out_dir: Path, answer: str, *, rank: int, steps: int,
     return out_dir
 
 
-def untrained_adapter(base_dir: Path, out_dir: Path, *, rank: int) -> Path:
-    """A valid PEFT adapter of ``rank`` with the default (no-op) initialisation."""
+def untrained_adapter(base_dir: Path, out_dir: Path, *, rank: int, dora: bool = False) -> Path:
+    """A valid PEFT adapter of ``rank`` with the default (no-op) initialisation; ``dora``: a
+    weight-decomposed one (DoRA), which peft serves and vLLM refuses."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
-    model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=rank, target_modules="all-linear"))
-    model.save_pretrained(out_dir)
+    config = LoraConfig(r=rank, lora_alpha=rank, target_modules="all-linear", use_dora=dora)
+    get_peft_model(model, config).save_pretrained(out_dir)
     return out_dir
 
 
@@ -94,5 +95,26 @@ def adapter_for_other_base(adapter_dir: Path, out_dir: Path, base: str) -> Path:
     cfg_path = out_dir / "adapter_config.json"
     cfg = json.loads(cfg_path.read_text())
     cfg["base_model_name_or_path"] = base
+    cfg_path.write_text(json.dumps(cfg))
+    return out_dir
+
+
+def adapter_with_wrong_shapes(base_dir: Path, out_dir: Path) -> Path:
+    """An adapter that names ``base_dir`` as its base but was made for a model half as wide
+    (vLLM would accept it and serve garbage; the gateway compares shapes with the base's)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(base_dir)
+    config.hidden_size //= 2
+    config.intermediate_size //= 2
+    config.head_dim = config.hidden_size // config.num_attention_heads
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=8, target_modules="all-linear"))
+    model.save_pretrained(out_dir)
+    cfg_path = out_dir / "adapter_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["base_model_name_or_path"] = str(base_dir)
     cfg_path.write_text(json.dumps(cfg))
     return out_dir
