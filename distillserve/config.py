@@ -133,6 +133,13 @@ class RouterConfig(BaseModel):
     embedding_threads: int = Field(default=1, ge=0)
     # Recent teacher answers kept in memory to retrain the learned scorer when a new adapter goes live.
     retrain_buffer: int = Field(default=2000, ge=0)
+    # Re-fit the learned scorer on the live student every this many new teacher answers (0: only when
+    # the live adapter changes); the first fit waits for ``retrain_min_examples`` answers.
+    retrain_every: int = Field(default=0, ge=0)
+    retrain_min_examples: int = Field(default=40, ge=1)
+    # What a learned scorer answers before its first fit: the heuristic's score, or "teacher" (send
+    # everything to the teacher until the router has seen what the student can do).
+    cold_start: Literal["heuristic", "teacher"] = "heuristic"
     # Confidence cascade (``scorer: cascade``): the student answers first and the request escalates to the
     # teacher when the statistic (min or mean) of the student's token log-probabilities is below
     # ``cascade_min_logprob``. Streams are held back until decided: after the whole answer, or after

@@ -99,6 +99,18 @@ def demo_config(run_dir: Path, ports: dict[str, int], student: str, admin_key: s
             "url": f"http://127.0.0.1:{ports['teacher']}/v1",
             "timeout_s": 30,
         },
+        # The learned router starts by sending everything to the teacher, fits itself to the
+        # student from the gateway's own traffic, and re-fits as adapters go live.
+        "router": {
+            "scorer": "embedding",
+            "cold_start": "teacher",
+            "retrain_min_examples": 40,
+            "retrain_every": 60,
+            "retrain_buffer": 300,
+        },
+        # A share of student-served requests is also asked of the teacher: drift, and the
+        # router keeps seeing the prompts the student now serves.
+        "monitoring": {"distiller_metrics_port": ports["distiller_metrics"], "shadow_rate": 0.2},
         "teacher_log": {
             "sink": "kafka",
             "bootstrap_servers": f"127.0.0.1:{ports['broker']}",
@@ -106,7 +118,6 @@ def demo_config(run_dir: Path, ports: dict[str, int], student: str, admin_key: s
         },
         "registry": {"url": str(run_dir / "registry")},
         "distiller": {"gateway_url": f"http://127.0.0.1:{ports['gateway']}"},
-        "monitoring": {"distiller_metrics_port": ports["distiller_metrics"]},
     }
 
 

@@ -15,6 +15,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 from distillserve.config import Settings
@@ -64,6 +65,9 @@ class ShadowSampler:
         self.teacher_top_logprobs = teacher_top_logprobs
         self._rng = rng or random.Random()
         self._tasks: set[asyncio.Task[None]] = set()
+        # Also told every teacher answer a shadow got: the learned router re-fits on them, so it keeps
+        # seeing prompts that the student now serves (they no longer reach the teacher otherwise).
+        self.on_teacher_answer: Callable[[list[dict[str, Any]], str], None] | None = None
 
     def set_baseline(self, adapter: str | None, value: float) -> None:
         """For the promotion path: the agreement ``adapter`` reached in its evaluation."""
@@ -130,6 +134,8 @@ class ShadowSampler:
             log.exception("agreement scorer %s failed", self.scorer.name)
             return "scoring_error"
         agreed = self.scorer.agrees(sim)
+        if self.on_teacher_answer is not None:
+            self.on_teacher_answer([m.model_dump(exclude_none=True) for m in shadow_req.messages], text)
         metrics.SHADOW_SIMILARITY.labels(scorer=self.scorer.name).observe(sim)
         self.tracker.record(adapter or metrics.BASE_VERSION, agreed)
         if self.log_pairs:

@@ -32,12 +32,14 @@ class RecentTeacherAnswers:
     def __init__(self, size: int) -> None:
         self._items: deque[TeacherAnswer] = deque(maxlen=max(size, 0))
         self._lock = threading.Lock()
+        self.total = 0  # answers ever added, so a refresher can tell how many are new
 
     def add(self, messages: list[dict[str, Any]], answer: str) -> None:
         if self._items.maxlen == 0:
             return
         with self._lock:
             self._items.append(TeacherAnswer(messages, answer))
+            self.total += 1
 
     def snapshot(self) -> list[TeacherAnswer]:
         with self._lock:

@@ -82,6 +82,8 @@ class Router:
                 else "error"
             )
             metrics.ROUTER_SCORER_FALLBACKS.labels(scorer=self.scorer.name, reason=reason).inc()
+            if reason == "not_ready" and self.cfg.cold_start == "teacher":
+                return Score(1.0, "cold_start")
             if reason != "not_ready":
                 log.warning("scorer %s failed (%s: %s); using heuristic", self.scorer.name, reason, exc)
             return self._heuristic(prompt)

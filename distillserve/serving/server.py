@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from distillserve.config import BackendConfig, Settings
 from distillserve.monitoring.series import init_gateway_series
 from distillserve.monitoring.shadow import ShadowSampler, build_shadow
+from distillserve.router.refresh_loop import RouterRefresher
 from distillserve.router.router import Router
 from distillserve.serving.adapter_validation import AdapterValidator, BaseProvider
 from distillserve.serving.app import create_app
@@ -32,9 +33,10 @@ def build_gateway(settings: Settings) -> Gateway:
     teacher = build_backend(settings.teacher)
     sink = build_sink(settings.teacher_log)
     shadow = build_shadow(settings, teacher, sink)
-    gateway = Gateway(
-        settings, student=student, teacher=teacher, router=Router(settings.router), sink=sink, shadow=shadow
-    )
+    router = Router(settings.router)
+    gateway = Gateway(settings, student=student, teacher=teacher, router=router, sink=sink, shadow=shadow)
+    if shadow is not None:
+        shadow.on_teacher_answer = router.remember_teacher_answer
     init_gateway_series(
         student_backend=student.kind,
         teacher_backend=teacher.kind,
@@ -98,6 +100,10 @@ def build_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
 
     gw = gateway or build_gateway(settings)
     control = build_student_control(gw)
+    rc = settings.router
+    refresher = RouterRefresher(
+        gw.router, gw.student, gw.target, every=rc.retrain_every, min_examples=rc.retrain_min_examples
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -107,6 +113,7 @@ def build_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
         if isinstance(gw.shadow, ShadowSampler):
             await gw.shadow.start()
         await gw.router.start()  # a learned scorer loads in the background; the heuristic answers meanwhile
+        refresher.start()
         if control is not None:
             control[1].start()
         log.info(
@@ -119,6 +126,7 @@ def build_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await refresher.aclose()
             if control is not None:
                 await control[1].aclose()
                 await control[0].aclose()
