@@ -79,7 +79,11 @@ class SentenceEmbedder:
     @property
     def dim(self) -> int:
         self.load()
-        return int(self._model.get_sentence_embedding_dimension())
+        get = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
+        return int(get())
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Unit-length float32 embeddings, one row per text (empty texts included)."""
