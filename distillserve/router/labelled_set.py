@@ -30,12 +30,15 @@ async def build_testbed_set(
     tasks: Sequence[str] | None = None,
     teacher: Backend | None = None,
     concurrency: int = 16,
+    max_tokens: int = 32,  # every testbed answer is shorter; a lost student stops there
 ) -> list[LabelledExample]:
     """``n`` labelled examples; ``adapter`` picks the student's LoRA adapter (None = base model)."""
     pairs = sample(list(tasks or TASKS), n, seed)
     conversations = [[{"role": "user", "content": p}] for p, _ in pairs]
     teacher = teacher or TestbedTeacher()
-    student_answers = await ask_many(student, conversations, model=adapter, concurrency=concurrency)
+    student_answers = await ask_many(
+        student, conversations, model=adapter, concurrency=concurrency, max_tokens=max_tokens
+    )
     teacher_answers = await ask_many(teacher, conversations, concurrency=concurrency)
     out = []
     for (prompt, truth), s, t in zip(pairs, student_answers, teacher_answers, strict=True):

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import numpy as np
+import numpy as np
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 # A prompt is cut to this many characters per allowed token before tokenizing, so a 1 MB prompt
@@ -80,7 +79,11 @@ class SentenceEmbedder:
     @property
     def dim(self) -> int:
         self.load()
-        return int(self._model.get_sentence_embedding_dimension())
+        get = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
+        return int(get())
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Unit-length float32 embeddings, one row per text (empty texts included)."""
@@ -94,12 +97,27 @@ class SentenceEmbedder:
             torch.set_num_threads(self.threads)
         limit = self.max_tokens * _CHARS_PER_TOKEN
         clipped = [t[:limit] for t in texts]
-        # sentence-transformers sorts by length before cutting sub-batches, so short prompts
-        # are not padded to the length of a long one in the same batch.
-        return self._model.encode(
-            clipped,
-            batch_size=max(1, min(len(clipped), self.sub_batch)),
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-        )
+        out = np.zeros((len(clipped), self.dim), dtype=np.float32)
+        for group in _length_groups(clipped, self.sub_batch):
+            out[group] = self._model.encode(
+                [clipped[i] for i in group],
+                batch_size=len(group),
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+        return out
+
+
+def _length_groups(texts: list[str], max_size: int) -> list[list[int]]:
+    """Indices in groups of similar length: a batch is padded to its longest text, so a short
+    prompt batched with a long one would cost as much as the long one."""
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    groups: list[list[int]] = []
+    for i in order:
+        g = groups[-1] if groups else None
+        if g is None or len(g) >= max_size or 2 * (len(texts[i]) + 8) < len(texts[g[0]]):
+            groups.append([i])
+        else:
+            g.append(i)
+    return groups

@@ -71,7 +71,14 @@ async def complete(gateway: Gateway, request: Request, plan: RoutePlan) -> tuple
         metrics.CASCADE_ESCALATIONS.inc()
         text = (choice.get("message") or {}).get("content") if "message" in choice else choice.get("text")
         teacher = _escalated(plan, text)
-        return await gateway._complete_once(request, teacher), teacher
+        try:
+            return await gateway._complete_once(request, teacher), teacher
+        except (BackendUnavailable, BackendTimeout) as exc:
+            # Degraded, not failed: the unsure student answer is better than no answer.
+            log.warning(
+                "teacher failed on a cascade escalation (%s); serving the student's answer", exc.message
+            )
+            metrics.FALLBACKS.labels(from_route="teacher", to_route="student").inc()
     if not client_wants_logprobs(request):
         choice["logprobs"] = None
     body["distillserve"] = plan.annotation()
@@ -111,13 +118,22 @@ async def open_stream(
             failed = True
     plan = _decided(plan, cascade, logprobs)
     if failed or cascade.is_unsure(logprobs):
-        if it is not None:
-            await _aclose(it)
         if not failed:
             metrics.CASCADE_ESCALATIONS.inc()
         teacher = _escalated(plan, None if failed else "".join(text))
-        it2, first2 = await gateway._first_chunk(request, teacher)
-        return it2, first2, teacher
+        try:
+            it2, first2 = await gateway._first_chunk(request, teacher)
+        except (BackendUnavailable, BackendTimeout) as exc:
+            if failed or it is None:
+                raise
+            log.warning(
+                "teacher failed on a cascade escalation (%s); serving the student's answer", exc.message
+            )
+            metrics.FALLBACKS.labels(from_route="teacher", to_route="student").inc()
+        else:
+            if it is not None:
+                await _aclose(it)
+            return it2, first2, teacher
     assert it is not None
     replay = _replay(buffered, it, keep_logprobs=client_wants_logprobs(request))
     try:
