@@ -27,6 +27,7 @@ from distillserve.engine.detokenizer import IncrementalDetokenizer
 from distillserve.engine.kv_batch import BatchCache
 from distillserve.engine.model_loading import LoadedModel, load_model
 from distillserve.engine.sampling import SamplingParams, TokenChoice, choose_tokens, new_generator
+from distillserve.monitoring import metrics
 from distillserve.serving.errors import AdapterError, BackendUnavailable, InvalidRequest, ModelNotFound
 
 log = logging.getLogger(__name__)
@@ -182,8 +183,12 @@ class EmbeddedEngine:
                 with self._cv:
                     self._cv.notify()
 
+    def _requests(self) -> list[_Request]:
+        with self._cv:  # the worker mutates both lists; copy them under its lock
+            return [*self._waiting, *self._running]
+
     def in_use(self, adapter: str) -> int:
-        return sum(1 for r in [*self._waiting, *self._running] if r.adapter == adapter and not r.finished)
+        return sum(1 for r in self._requests() if r.adapter == adapter and not r.finished)
 
     # -- adapters -----------------------------------------------------------------------------
 
@@ -207,7 +212,7 @@ class EmbeddedEngine:
             deadline = loop.time() + drain_timeout_s
             while self.in_use(name) and loop.time() < deadline:
                 await asyncio.sleep(0.01)
-            for req in [*self._waiting, *self._running]:
+            for req in self._requests():
                 if req.adapter == name and not req.finished:
                     req.cancelled = True
                     req.send(BackendUnavailable(f"adapter {name!r} was unloaded"))
@@ -235,6 +240,7 @@ class EmbeddedEngine:
                     req = self._waiting.popleft()
                     if not req.cancelled:
                         admitted.append(req)
+            metrics.ENGINE_WAITING.set(len(self._waiting))
             try:
                 with self._model_lock, torch.inference_mode():
                     self._drop_done()
@@ -252,6 +258,7 @@ class EmbeddedEngine:
                         req.send(BackendUnavailable(f"the embedded engine failed: {exc}"))
                 self._running = []
                 self._batch = BatchCache()
+            metrics.ENGINE_RUNNING.set(len(self._running))
 
     def _forward(self, input_ids: torch.Tensor, **kwargs: Any) -> Any:
         assert self.loaded is not None and self.adapters is not None
@@ -282,6 +289,7 @@ class EmbeddedEngine:
         assert self._batch.cache is not None and self._batch.mask is not None
         device = self.loaded.device
         rows = self._running
+        metrics.ENGINE_BATCH_ROWS.observe(len(rows))
         ids = torch.tensor([[r.pending] for r in rows], device=device)
         positions = torch.tensor([[r.length] for r in rows], device=device)
         self._batch.grow()
@@ -303,6 +311,7 @@ class EmbeddedEngine:
         assert self.loaded is not None
         tok = self.loaded.tokenizer
         req.generated += 1
+        metrics.ENGINE_GENERATED_TOKENS.inc()
         req.pending = choice.token_id
         finish: str | None = None
         eos = choice.token_id in self.loaded.eos_ids and not req.params.ignore_eos
