@@ -199,6 +199,8 @@ class DistillerConfig(BaseModel):
     learning_rate: float = 2e-3
     weight_decay: float = 0.0
     warmup_ratio: float = 0.0
+    # Gradient-norm clipping: what makes LoRA on the tiny testbed student learn at a useful lr.
+    max_grad_norm: float = 1.0
     epochs: int = 3
     # Cap on optimizer steps per run (0 = epochs decide).
     max_steps: int = 0

@@ -117,6 +117,7 @@ def training_arguments(
         max_steps=cfg.max_steps or -1,
         learning_rate=cfg.learning_rate,
         weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
         warmup_steps=round(cfg.warmup_ratio * total),
         lr_scheduler_type="linear",
         logging_strategy="no",
