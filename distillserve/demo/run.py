@@ -106,6 +106,7 @@ async def teacher_only(client: openai.AsyncOpenAI, outcomes: list[Outcome]) -> f
 
 
 async def _run(opts: DemoOptions, view: LiveView) -> tuple[Summary, list[int]]:
+    opts.out = opts.out.resolve()  # children run in the repo root
     opts.out.mkdir(parents=True, exist_ok=True)
     view.set_status("starting broker, teacher, gateway, distiller")
     with demo_stack(opts.out, student=opts.student, config_overrides=opts.config_overrides) as (stack, ep):
