@@ -1,4 +1,4 @@
-"""The embedded engine on a real (tiny, untrained) testbed model: batching, sampling, stop strings,
+"""The embedded engine on the real (tiny, pre-trained) testbed student: batching, sampling, stop strings,
 logprobs, streaming, cancellation and LoRA adapters (real PEFT adapters, loaded by peft)."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ GREEDY = SamplingParams(temperature=0.0, max_tokens=12)
 
 @pytest.fixture(scope="module")
 def model_dir() -> Path:
-    return ensure_testbed_student(pretrain=False)
+    return ensure_testbed_student()
 
 
 @pytest.fixture(scope="module")
@@ -87,15 +87,16 @@ async def test_batched_greedy_equals_one_at_a_time(engine: EmbeddedEngine) -> No
 
 
 async def test_max_tokens_gives_finish_reason_length(engine: EmbeddedEngine) -> None:
-    _text, events = await run(engine, "copy: abc", SamplingParams(temperature=0.0, max_tokens=5))
-    assert events[-1].finish_reason in ("length", "stop")
-    if events[-1].finish_reason == "length":
-        assert len(events) == 5 and events[-1].completion_tokens == 5
-    assert events[-1].prompt_tokens == len(ids(engine, "copy: abc"))
+    text, events = await run(engine, "copy: abcdefgh", SamplingParams(temperature=0.0, max_tokens=3))
+    assert text == "abc"
+    assert events[-1].finish_reason == "length" and events[-1].completion_tokens == 3 == len(events)
+    assert events[-1].prompt_tokens == len(ids(engine, "copy: abcdefgh"))
+    text, events = await run(engine, "copy: abc", SamplingParams(temperature=0.0, max_tokens=20))
+    assert text == "abc" and events[-1].finish_reason == "stop" and events[-1].eos
 
 
 async def test_stop_string_cuts_the_text_and_never_leaks(engine: EmbeddedEngine) -> None:
-    full, _ = await run(engine, "copy: hello", SamplingParams(temperature=0.0, max_tokens=12))
+    full, _ = await run(engine, "copy: helloworld", SamplingParams(temperature=0.0, max_tokens=12))
     assert len(full) >= 6, full
     stop = full[3:5]
     cut = full[: full.find(stop)]
@@ -119,18 +120,26 @@ async def test_logprobs_match_the_greedy_choice(engine: EmbeddedEngine) -> None:
 
 
 async def test_seeded_sampling_is_reproducible(engine: EmbeddedEngine) -> None:
-    params = SamplingParams(temperature=1.0, top_p=0.95, seed=7, max_tokens=10)
-    first, _ = await run(engine, "copy: hello", params)
-    second, _ = await asyncio.gather(run(engine, "copy: hello", params), run(engine, "sort: abc", GREEDY))
+    # An unseen task: the student is unsure, so sampling really varies with the seed.
+    prompt = "reverse: hellothere"
+    params = SamplingParams(temperature=1.5, top_p=0.95, seed=7, max_tokens=10, ignore_eos=True)
+    first, _ = await run(engine, prompt, params)
+    second, _ = await asyncio.gather(run(engine, prompt, params), run(engine, "sort: abc", GREEDY))
     assert first == second[0]
-    other, _ = await run(engine, "copy: hello", SamplingParams(temperature=1.0, seed=8, max_tokens=10))
-    assert other != first
+    others = {
+        (await run(engine, prompt, SamplingParams(temperature=1.5, seed=s, max_tokens=10, ignore_eos=True)))[
+            0
+        ]
+        for s in (8, 9, 10)
+    }
+    assert others - {first}
 
 
 async def test_streaming_comes_token_by_token_in_order(engine: EmbeddedEngine) -> None:
-    full, _ = await run(engine, "first: ab cd ef")
+    full, _ = await run(engine, "copy: garden")
+    assert full == "garden"
     seen: list[str] = []
-    async for ev in engine.generate(ids(engine, "first: ab cd ef"), GREEDY):
+    async for ev in engine.generate(ids(engine, "copy: garden"), GREEDY):
         seen.append(ev.text)
     assert "".join(seen) == full
     assert len([s for s in seen if s]) > 1  # more than one chunk: it really streamed
@@ -140,7 +149,7 @@ async def test_cancelled_request_frees_its_slot(model_dir: Path) -> None:
     eng = EmbeddedEngine(model_dir, max_batch_size=1)
     eng.start()
     try:
-        long = SamplingParams(temperature=0.0, max_tokens=900)
+        long = SamplingParams(temperature=0.0, max_tokens=900, ignore_eos=True)
         stream = eng.generate(ids(eng, "copy: abc"), long)
         await stream.__anext__()
         assert eng.num_running == 1

@@ -61,6 +61,18 @@ def pretrain(model: Any, tokenizer: Any, recipe: PretrainRecipe, *, seed: int) -
     """Train ``model`` in place; returns figures for the model card. Same seed, same weights."""
     import torch
 
+    # One thread: the same weights on any core count, and no OpenMP spinning on a busy machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train(model, tokenizer, recipe, seed=seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(model: Any, tokenizer: Any, recipe: PretrainRecipe, *, seed: int) -> dict[str, Any]:
+    import torch
+
     torch.manual_seed(seed)
     rng = random.Random(seed)
     pairs = sample(list(recipe.tasks), recipe.examples, seed=seed + 1)

@@ -1,8 +1,11 @@
 """Build the tiny testbed student offline, once per recipe, safely across processes.
 
-The student is a small Qwen2 with the character tokenizer of ``student_tokenizer``,
+The student is a small Llama with the character tokenizer of ``student_tokenizer``,
 optionally pre-trained on ``BASE_TASKS`` (see ``pretraining``). It is saved as a
-safetensors HF directory that transformers, peft and vLLM load.
+safetensors HF directory that transformers, peft and vLLM load. Llama, not Qwen2: for a
+``qwen2`` config, transformers' AutoTokenizer (and so vLLM) ignores the saved tokenizer class
+and rebuilds a byte-level Qwen2Tokenizer, which silently drops the spaces and newlines of
+this character vocabulary.
 
 ``ensure_testbed_student()`` builds it into ``cache_dir()/models/testbed-student-<hash>``
 where the hash covers the whole recipe, so a changed recipe never reuses a stale
@@ -27,7 +30,7 @@ from distillserve.testbed.student_tokenizer import CHAT_TEMPLATE, SPECIAL_TOKENS
 from distillserve.testbed.tasks import ALPHABET
 
 # Bump when the build code changes in a way the recipe fields do not capture.
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -63,12 +66,12 @@ def recipe_hash(*, pretrain: bool, seed: int) -> str:
 def build_testbed_student(out_dir: Path, *, pretrain: bool = True, seed: int = 0) -> Path:
     """Build the student into ``out_dir`` (created; must not exist yet) and return it."""
     import torch
-    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     out_dir = Path(out_dir)
     tokenizer = build_tokenizer()
     arch = ARCHITECTURE
-    config = Qwen2Config(
+    config = LlamaConfig(
         vocab_size=len(tokenizer),  # exactly: vLLM would otherwise sample ids the tokenizer lacks
         hidden_size=arch.hidden_size,
         intermediate_size=arch.intermediate_size,
@@ -85,7 +88,7 @@ def build_testbed_student(out_dir: Path, *, pretrain: bool = True, seed: int = 0
         torch_dtype="float32",
     )
     torch.manual_seed(seed)
-    model = Qwen2ForCausalLM(config)
+    model = LlamaForCausalLM(config)
     model.generation_config = GenerationConfig(
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=False
     )
