@@ -96,6 +96,7 @@ async def main() -> None:
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--rates", default="50,100,200,400")
     ap.add_argument("--sequential", type=int, default=400)
+    ap.add_argument("--max-tokens", type=int, default=128, help="router.embedding_max_tokens")
     args = ap.parse_args()
     if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 2:
         os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:2])
@@ -103,7 +104,7 @@ async def main() -> None:
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
-    embedder = SentenceEmbedder()
+    embedder = SentenceEmbedder(max_tokens=args.max_tokens)
     embedder.load()
     train = [
         LabelledExample(p, a, a, 1.0 if p.split(":")[0] in BASE_TASKS else 0.0)
@@ -127,7 +128,12 @@ async def main() -> None:
     ps = prompts(2000, 1)
     for r in routers.values():  # warm-up
         await sequential(r, ps[:20])
-    result: dict[str, object] = {"cores": cores, "torch_threads": torch.get_num_threads(), "scorers": {}}
+    result: dict[str, object] = {
+        "max_tokens": args.max_tokens,
+        "cores": cores,
+        "torch_threads": torch.get_num_threads(),
+        "scorers": {},
+    }
     for name, r in routers.items():
         result["scorers"][name] = {"sequential": await sequential(r, ps[: args.sequential])}  # type: ignore[index]
     for rate in [float(x) for x in args.rates.split(",")]:
