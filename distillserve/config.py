@@ -199,6 +199,8 @@ class DistillerConfig(BaseModel):
     learning_rate: float = 2e-3
     weight_decay: float = 0.0
     warmup_ratio: float = 0.0
+    # transformers scheduler name: "linear" (decay to 0) or "constant" (small data, many epochs).
+    lr_scheduler: Literal["linear", "constant", "cosine"] = "linear"
     # Gradient-norm clipping: what makes LoRA on the tiny testbed student learn at a useful lr.
     max_grad_norm: float = 1.0
     epochs: int = 3

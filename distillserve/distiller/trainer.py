@@ -119,7 +119,7 @@ def training_arguments(
         weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm,
         warmup_steps=round(cfg.warmup_ratio * total),
-        lr_scheduler_type="linear",
+        lr_scheduler_type=cfg.lr_scheduler,
         logging_strategy="no",
         save_strategy="no",
         report_to="none",
