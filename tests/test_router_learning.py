@@ -95,8 +95,10 @@ async def test_learned_scorer_adapts_after_the_student_improves(
     q_new = quality_by_group(improved_set)
     assert q_new["reverse"] >= q_base["reverse"] + 0.25, (q_base, q_new)  # the adapter learned its task
     before, after = await _report(base_set), await _report(improved_set)
-    # The same quality (95% of the teacher's) now needs a smaller share of teacher traffic.
-    target = 0.95 * before.teacher_quality
+    # The same quality now needs a smaller share of teacher traffic. 85% of the teacher's: the
+    # adapter gets most `reverse` prompts right but not all, and no router can tell which ones from
+    # the prompt, so at 95% every `reverse` prompt still has to go to the teacher for both students.
+    target = 0.85 * before.teacher_quality
     share_before = before.result("embedding").share_for_quality(target)
     share_after = after.result("embedding").share_for_quality(target)
     assert share_after < share_before - 0.03, (share_before, share_after)
