@@ -120,9 +120,15 @@ def test_loss_is_ce_without_teacher_topk_and_mixes_with_kl_when_present(tokenize
     logits = torch.randn(*kd["input_ids"].shape, len(tokenizer), requires_grad=True)
     p = distillation_loss(logits, kd["labels"], kd["kd_ids"], kd["kd_logprobs"], alpha=0.3, temperature=2.0)
     assert p.kl is not None and p.kl > 0
-    assert math.isclose(float(p.loss), 0.3 * float(p.ce) + 0.7 * 4.0 * float(p.kl), rel_tol=1e-5)
     p.loss.backward()
     assert logits.grad is not None and torch.isfinite(logits.grad).all()
+    # Where every labelled token has teacher top-k, the loss is exactly the α/T² mix of the means.
+    only_kd = kd["labels"].clone()
+    only_kd[(kd["kd_ids"] < 0).all(-1)] = IGNORE
+    q = distillation_loss(logits, only_kd, kd["kd_ids"], kd["kd_logprobs"], alpha=0.3, temperature=2.0)
+    assert math.isclose(float(q.loss), 0.3 * float(q.ce) + 0.7 * 4.0 * float(q.kl), rel_tol=1e-4)
+    # Tokens without top-k (end-of-turn here, replayed data in general) count as plain CE.
+    assert float(p.loss) < float(q.loss)
     only_ce = distillation_loss(
         logits, kd["labels"], kd["kd_ids"], kd["kd_logprobs"], alpha=1.0, temperature=2.0
     )

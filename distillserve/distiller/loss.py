@@ -1,7 +1,8 @@
 """The distillation loss, in one place (after TRL's GKD trainer).
 
-    loss = α · CE(student, teacher's answer tokens)
-         + (1 − α) · T² · KL(teacher_T ‖ student_T)     at positions with teacher top-k
+    per assistant token:  α · CE + (1 − α) · T² · KL(teacher_T ‖ student_T)   where the teacher's top-k is known
+                          CE                                                 elsewhere (replayed data)
+    loss = mean over assistant tokens
 
 Sequence-level distillation is the CE term alone (the teacher's answer as the label), used for
 every assistant token. Token-level distillation adds the KL where the record carried the
@@ -60,7 +61,13 @@ def distillation_loss(
     student_logp = torch.log_softmax(logits / t, dim=-1).gather(-1, kd_ids.clamp(min=0))
     kl_per_pos = (teacher_p * (teacher_logp - student_logp)).sum(-1)
     kl = kl_per_pos[positions].mean()
-    loss = alpha * ce + (1.0 - alpha) * (t * t) * kl
+    # Per token: KD positions mix CE and KL; the others (replayed data, unmappable tokens) keep
+    # plain CE at full weight, so replay is not down-weighted by batches that carry top-k.
+    ce_tok = F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=IGNORE, reduction="none"
+    ).view_as(labels)
+    mixed = torch.where(positions, alpha * ce_tok + (1.0 - alpha) * (t * t) * kl_per_pos, ce_tok)
+    loss = mixed[labels != IGNORE].mean()
     return LossParts(loss, ce, kl)
 
 
