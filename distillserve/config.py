@@ -242,6 +242,9 @@ class DistillerConfig(BaseModel):
     # Where the worker keeps its replay store and past held-out set; None = inside the registry dir.
     state_dir: str | None = None
     device: str = "auto"
+    # CPU threads for training (0: torch's default). One thread is faster on a machine whose cores
+    # are busy serving: no OpenMP spinning against the gateway.
+    torch_threads: int = Field(default=0, ge=0)
     seed: int = 0
 
 

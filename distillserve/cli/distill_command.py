@@ -56,6 +56,10 @@ def distill(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(config)
+    if settings.distiller.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.distiller.torch_threads)
     port = settings.monitoring.distiller_metrics_port
     if port:
         from distillserve.distiller.examples import FILTER_REASONS

@@ -103,6 +103,8 @@ def demo_config(run_dir: Path, ports: dict[str, int], student: str, admin_key: s
         # student from the gateway's own traffic, and re-fits as adapters go live.
         "router": {
             "scorer": "embedding",
+            # Two shared cores: an embedding can take longer than the production default of 50 ms.
+            "scorer_timeout_s": 0.5,
             "cold_start": "teacher",
             "retrain_min_examples": 40,
             "retrain_every": 60,
@@ -117,7 +119,23 @@ def demo_config(run_dir: Path, ports: dict[str, int], student: str, admin_key: s
             "spool_dir": str(run_dir / "spool"),
         },
         "registry": {"url": str(run_dir / "registry")},
-        "distiller": {"gateway_url": f"http://127.0.0.1:{ports['gateway']}"},
+        # Tuned for the tiny testbed student on CPU (bench/RESULTS.md): it learns `reverse` with
+        # LoRA at a constant lr 3e-3 over ~20 epochs; a little base replay keeps its base skills.
+        "distiller": {
+            "gateway_url": f"http://127.0.0.1:{ports['gateway']}",
+            "trigger_records": 150,
+            "torch_threads": 1,
+            "trigger_seconds": 60,
+            "min_records": 32,
+            "learning_rate": 3e-3,
+            "lr_scheduler": "constant",
+            "epochs": 16,
+            "replay_ratio": 0.25,
+            "holdout_fraction": 0.2,
+            "regression_size": 45,
+            "eval_max_new_tokens": 16,
+            "max_regression": 0.05,
+        },
     }
 
 
