@@ -38,7 +38,9 @@ def train_task_adapter(
         model, LoraConfig(r=rank, lora_alpha=2 * rank, target_modules="all-linear", lora_dropout=0.0)
     )
     new = sample([task], 3000, seed + 11)
-    replay = sample(list(BASE_TASKS), 3000, seed + 12)  # half replay keeps the base tasks (a quarter lost copy)
+    replay = sample(
+        list(BASE_TASKS), 3000, seed + 12
+    )  # half replay keeps the base tasks (a quarter lost copy)
     data = [encode_sft_example(tokenizer, p, a) for p, a in new + replay]
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=learning_rate)
     model.train()
