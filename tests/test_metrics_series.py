@@ -46,6 +46,10 @@ def test_a_fresh_gateway_exports_zeros_for_fixed_label_sets() -> None:
         teacher_log={"sink": "none"},
         monitoring={"shadow_rate": 0.1, "agreement": "exact"},
     )
+    # Other tests in this process scored shadow pairs into the same global registry; forget those
+    # series so that what is left afterwards is what this gateway's start-up created.
+    for gauge in (metrics.STUDENT_AGREEMENT, metrics.STUDENT_AGREEMENT_BASELINE, metrics.STUDENT_DRIFT):
+        gauge.clear()
     build_gateway(settings)
     s = _samples()
 
