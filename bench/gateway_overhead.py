@@ -22,12 +22,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.percentiles import pct
 from tests.support.servers import start_gateway, start_testbed_teacher
-
-
-def pct(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
 async def one(client: httpx.AsyncClient, url: str, model: str, prompt: str) -> tuple[float, float]:

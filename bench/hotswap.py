@@ -31,6 +31,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.percentiles import pct
 from distillserve.serving.vllm_process import VLLMEngineArgs, VLLMProcess
 from distillserve.testbed.student_model import ensure_testbed_student
 from tests.support.adapters import train_answer_adapter
@@ -40,11 +41,6 @@ from tests.support.servers import start_gateway, start_testbed_teacher
 ADMIN = "adm-bench"
 MAX_TOKENS = 16
 ARGS = VLLMEngineArgs(max_lora_rank=16, max_loras=2, max_model_len=512)
-
-
-def pct(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
 def body(model: str, content: str, stream: bool = False) -> dict[str, object]:

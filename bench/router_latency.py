@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.percentiles import pct
 from distillserve.config import RouterConfig
 from distillserve.router.embedding_scorer import EmbeddingScorer
 from distillserve.router.labelled_example import LabelledExample
@@ -41,11 +42,6 @@ def prompts(n: int, seed: int) -> list[str]:
     rng = random.Random(seed)
     out = [p for p, _ in sample(list(TASKS), n, seed)]
     return [LONG * 3 + p if rng.random() < 0.2 else p for p in out]
-
-
-def pct(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
 def summary(lat: list[float]) -> dict[str, float]:

@@ -22,13 +22,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.percentiles import pct
 from tests.support.prometheus import sample, scrape
 from tests.support.servers import Server, start_gateway, start_testbed_teacher
-
-
-def pct(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
 def config(tmp: Path, student: Server, teacher: Server, rate: float) -> dict:

@@ -28,16 +28,12 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.percentiles import pct
 from distillserve.teacher_log.broker import LocalBroker
 from distillserve.teacher_log.kafka_sink import KafkaSink
 from tests.support.broker import create_topics, read_topic, running_broker, teacher_log_config
 from tests.support.servers import start_gateway
 from tests.test_teacher_log_sink import make_record
-
-
-def pct(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
 async def latencies(url: str, n: int) -> list[float]:

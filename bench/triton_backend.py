@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.percentiles import pct
 from distillserve.config import BackendConfig
 from distillserve.serving.backends.base import Backend
 from distillserve.serving.backends.factory import build_backend
@@ -28,11 +29,6 @@ from tests.support.servers import start_testbed_teacher
 from tests.support.triton_server import start_triton
 
 PROMPT = "reverse: distillation"
-
-
-def pct(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
 async def one(backend: Backend, stream: bool) -> tuple[float, float]:
