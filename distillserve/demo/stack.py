@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from distillserve.child_process import free_port, start_process, stop_process, wait_http
+from distillserve.child_process import child_env, free_port, start_process, stop_process, wait_http
 from distillserve.config import REPO_ROOT, load_settings
 from distillserve.teacher_log.broker import LocalBroker, local_broker
 
@@ -43,19 +43,11 @@ class Stack:
         """Run a context-managed component (the broker) for the stack's lifetime."""
         return self._contexts.enter_context(cm)
 
-    def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-        env.setdefault("HF_HUB_OFFLINE", "1")
-        env.setdefault("TRANSFORMERS_OFFLINE", "1")
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        return env
-
     def start(self, name: str, *args: str, ready_url: str | None = None, timeout: float = 120.0) -> None:
         log = self.run_dir / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         proc = start_process(
-            [sys.executable, "-m", "distillserve", *args], env=self.env(), log_path=log, cwd=REPO_ROOT
+            [sys.executable, "-m", "distillserve", *args], env=child_env(), log_path=log, cwd=REPO_ROOT
         )
         self.procs[name] = proc
         if ready_url:
@@ -106,6 +98,9 @@ def demo_config(run_dir: Path, ports: dict[str, int], student: str, admin_key: s
             # Two shared cores: an embedding can take longer than the production default of 50 ms.
             "scorer_timeout_s": 0.5,
             "cold_start": "teacher",
+            # A demo is a fresh deployment: its router must not start from a classifier that an
+            # earlier run saved in the shared cache.
+            "embedding_classifier_path": str(run_dir / "router-classifier.npz"),
             "retrain_min_examples": 40,
             "retrain_every": 60,
             "retrain_buffer": 300,

@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from distillserve import child_process
-from distillserve.child_process import free_port, stop_process, wait_http
+from distillserve.child_process import child_env, free_port, stop_process, wait_http
 
 __all__ = ["REPO_ROOT", "child_env", "free_port", "python_module", "running", "stop_process", "wait_http"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for a child process: this checkout's code first, offline, caches in the repo."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    env.setdefault("TRANSFORMERS_OFFLINE", "1")
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    if extra:
-        env.update(extra)
-    return env
 
 
 @contextlib.contextmanager
