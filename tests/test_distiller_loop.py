@@ -38,12 +38,6 @@ from tests.support.teacher_records import teacher_records
 N_RECORDS = 240
 ADMIN_KEY = "adm-loop-test"
 
-# Not yet passing: with the settings in tests/support/distiller_worker.py the gate held v1
-# (held-out reverse 0.24, base regression 0.31 → nothing promoted; the fixture then waits 900 s).
-# The per-token loss fix (replay at full CE weight) is untested in this loop. Remove the skip
-# once a run shows reverse ≥ 0.4 with base ≥ 0.7.
-pytestmark = pytest.mark.skip(reason="closed loop not yet tuned to pass the gate on the testbed student")
-
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
@@ -125,6 +119,7 @@ def loop(broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory) -> Itera
                 "seconds": time.monotonic() - started,
                 "before": before,
                 "base_before": base_before,
+                "distinct": len(set(logged)),  # a repeated prompt is dropped as a duplicate
             }
 
 
@@ -143,7 +138,8 @@ def test_closed_loop_learns_reverse_and_keeps_a_base_skill(loop: dict[str, Any])
     card = reg.card("v1")
     # Lineage: the card names the offsets it trained on; every logged record is accounted for.
     assert sum(o.last - o.first + 1 for o in card.offsets) == N_RECORDS
-    assert card.records["seen"] == N_RECORDS and card.records["kept"] == N_RECORDS
+    assert card.records["seen"] == N_RECORDS and card.records["kept"] == loop["distinct"]
+    assert card.records["dropped"].get("duplicate", 0) == N_RECORDS - loop["distinct"]
     assert card.gate and card.gate["promote"] and card.status == "live"
     after = exact_match(client, ["reverse"], 60, seed=555)
     base_after = exact_match(client, BASE_TASKS, 60, seed=556)
@@ -156,7 +152,7 @@ def test_closed_loop_learns_reverse_and_keeps_a_base_skill(loop: dict[str, Any])
     assert base_after >= 0.7
     metrics = httpx.get(loop["metrics_url"]).text
     assert 'distillserve_distiller_runs_total{outcome="promoted"} 1.0' in metrics
-    assert f'distillserve_distiller_records_total{{outcome="kept"}} {float(N_RECORDS)}' in metrics
+    assert f'distillserve_distiller_records_total{{outcome="kept"}} {float(loop["distinct"])}' in metrics
 
 
 def test_poisoned_batch_is_not_promoted(loop: dict[str, Any]) -> None:

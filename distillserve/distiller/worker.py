@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import random
 import shutil
 import time
@@ -93,7 +94,9 @@ class Distiller:
             state_dir / "past_holdout.jsonl", cfg.past_holdout_max, source="teacher"
         )
         self.regression = regression_examples(cfg.regression_size, cfg.regression_path)
-        self.base_replay = base_replay_examples(max(64, cfg.trigger_records), cfg.base_replay_path)
+        # Enough distinct base samples for a full batch's replay share, so none repeats within a run.
+        base_pool = max(64, math.ceil(cfg.trigger_records * cfg.replay_ratio))
+        self.base_replay = base_replay_examples(base_pool, cfg.base_replay_path)
         self.seen: set[str] = set()
         self._evaluator: Evaluator | None = None
         self.runs = 0
