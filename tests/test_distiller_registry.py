@@ -48,16 +48,19 @@ class RecordingActivator:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, ...]] = []
+        self.baselines: dict[str, float | None] = {}
         self.fail = False
 
-    async def activate(self, name: str, path: str) -> None:
+    async def activate(self, name: str, path: str, baseline: float | None = None) -> None:
         if self.fail:
             raise RuntimeError("engine refused the adapter")
         assert Path(path, "adapter_model.safetensors").is_file()
         self.calls.append(("activate", name))
+        self.baselines[name] = baseline
 
-    async def set_canary(self, name, path, share) -> None:
+    async def set_canary(self, name, path, share, baseline=None) -> None:
         self.calls.append(("canary", name, str(share)))
+        self.baselines[name] = baseline
 
 
 def test_versions_appear_whole_and_in_order(tmp_path: Path, adapter_dir: Path) -> None:
@@ -100,8 +103,9 @@ def test_fsspec_memory_registry(adapter_dir: Path) -> None:
 
 def test_promote_rollback_and_exactly_one_live(tmp_path: Path, adapter_dir: Path) -> None:
     reg = AdapterRegistry(str(tmp_path), "tiny")
-    for _ in range(3):
-        reg.register(adapter_dir, _card())
+    reg.register(adapter_dir, _card())
+    reg.register(adapter_dir, _card(eval={"candidate": {"heldout": {"exact_match": 0.8, "n": 10}}}))
+    reg.register(adapter_dir, _card(eval={}))
     act = RecordingActivator()
     promoter = Promoter(reg, act)
     asyncio.run(promoter.promote("v1", by="test"))
@@ -116,6 +120,10 @@ def test_promote_rollback_and_exactly_one_live(tmp_path: Path, adapter_dir: Path
     log = [(t.version, t.to) for t in reg.state().log]
     assert log == [("v1", "live"), ("v2", "live"), ("v1", "retired"), ("v1", "live"), ("v2", "retired")]
     assert [t.to for t in reg.card("v2").history] == ["candidate", "live", "retired"]
+    # Each version's held-out agreement went along as the drift baseline; none when never evaluated.
+    asyncio.run(promoter.canary("v3", 0.1, by="test"))
+    assert act.baselines == {"student@v1": 0.5, "student@v2": 0.8, "student@v3": None}
+    asyncio.run(promoter.canary(None, 0.0, by="test"))
 
 
 def test_refused_promotions_leave_live_unchanged(tmp_path: Path, adapter_dir: Path) -> None:

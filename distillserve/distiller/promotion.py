@@ -21,34 +21,52 @@ log = logging.getLogger(__name__)
 
 
 class Activator(Protocol):
-    """Makes an adapter version serve the student route (or a canary share of it)."""
+    """Makes an adapter version serve the student route (or a canary share of it).
 
-    async def activate(self, name: str, path: str) -> None: ...
+    ``baseline`` is the version's agreement with the teacher in its evaluation: the gateway's
+    drift monitor measures live agreement against it instead of against its first window.
+    """
 
-    async def set_canary(self, name: str | None, path: str | None, share: float) -> None: ...
+    async def activate(self, name: str, path: str, baseline: float | None = None) -> None: ...
+
+    async def set_canary(
+        self, name: str | None, path: str | None, share: float, baseline: float | None = None
+    ) -> None: ...
 
 
 class NoActivator:
     """Registry-only promotion: something else (a deploy, a restart) picks the live version up."""
 
-    async def activate(self, name: str, path: str) -> None:
+    async def activate(self, name: str, path: str, baseline: float | None = None) -> None:
         return None
 
-    async def set_canary(self, name: str | None, path: str | None, share: float) -> None:
+    async def set_canary(
+        self, name: str | None, path: str | None, share: float, baseline: float | None = None
+    ) -> None:
         return None
 
 
 class HotSwapActivator:
-    """In-process: the gateway's own ``HotSwapper``."""
+    """In-process: the gateway's own ``HotSwapper`` (and its shadow sampler, for the baseline)."""
 
-    def __init__(self, swapper: object) -> None:
+    def __init__(self, swapper: object, shadow: object | None = None) -> None:
         self.swapper = swapper
+        self.shadow = shadow
 
-    async def activate(self, name: str, path: str) -> None:
+    async def activate(self, name: str, path: str, baseline: float | None = None) -> None:
         await self.swapper.activate(name, path)  # type: ignore[attr-defined]
+        self._set_baseline(name, baseline)
 
-    async def set_canary(self, name: str | None, path: str | None, share: float) -> None:
+    async def set_canary(
+        self, name: str | None, path: str | None, share: float, baseline: float | None = None
+    ) -> None:
         await self.swapper.set_canary(name, path, share)  # type: ignore[attr-defined]
+        if name is not None:
+            self._set_baseline(name, baseline)
+
+    def _set_baseline(self, name: str, baseline: float | None) -> None:
+        if baseline is not None and hasattr(self.shadow, "set_baseline"):
+            self.shadow.set_baseline(name, baseline)
 
 
 class GatewayAdminActivator:
@@ -72,14 +90,25 @@ class GatewayAdminActivator:
                 message = r.text[:500]
             raise AdapterRejected(f"gateway refused {method} {path} ({r.status_code}): {message}")
 
-    async def activate(self, name: str, path: str) -> None:
-        await self._call("POST", "/admin/student/activate", {"name": name, "path": path})
+    async def activate(self, name: str, path: str, baseline: float | None = None) -> None:
+        body = {"name": name, "path": path, "baseline_agreement": baseline}
+        await self._call("POST", "/admin/student/activate", body)
 
-    async def set_canary(self, name: str | None, path: str | None, share: float) -> None:
+    async def set_canary(
+        self, name: str | None, path: str | None, share: float, baseline: float | None = None
+    ) -> None:
         if name is None:
             await self._call("DELETE", "/admin/student/canary")
         else:
-            await self._call("POST", "/admin/student/canary", {"name": name, "path": path, "share": share})
+            body = {"name": name, "path": path, "share": share, "baseline_agreement": baseline}
+            await self._call("POST", "/admin/student/canary", body)
+
+
+def baseline_agreement(card: AdapterCard) -> float | None:
+    """The version's exact-match agreement with the teacher on its run's held-out records."""
+    score = (card.eval.get("candidate") or {}).get("heldout") or {}
+    value = score.get("exact_match")
+    return float(value) if value is not None else None
 
 
 class Promoter:
@@ -92,7 +121,9 @@ class Promoter:
         try:
             card = self.registry.validate(version)
             await self.activator.activate(
-                self.registry.adapter_name(version), self.registry.local_path(version)
+                self.registry.adapter_name(version),
+                self.registry.local_path(version),
+                baseline_agreement(card),
             )
         except RegistryError as exc:
             metrics.ADAPTER_SWAPS.labels(outcome="refused").inc()
@@ -117,11 +148,14 @@ class Promoter:
         if not 0.0 <= share <= 1.0:
             raise RegistryError(f"canary share must be in [0, 1], got {share}")
         if version is not None:
-            self.registry.validate(version)
+            card = self.registry.validate(version)
             if version == self.registry.live():
                 raise RegistryError(f"{version} is already live")
             await self.activator.set_canary(
-                self.registry.adapter_name(version), self.registry.local_path(version), share
+                self.registry.adapter_name(version),
+                self.registry.local_path(version),
+                share,
+                baseline_agreement(card),
             )
         else:
             await self.activator.set_canary(None, None, 0.0)

@@ -80,7 +80,8 @@ def _app_activator(request: Request) -> Activator:
         raise AdapterError(
             "the student backend does not serve LoRA adapters; use student.kind vllm or embedded"
         )
-    return HotSwapActivator(swapper)
+    gateway = getattr(request.app.state, "gateway", None)
+    return HotSwapActivator(swapper, getattr(gateway, "shadow", None))
 
 
 def registry_router(
