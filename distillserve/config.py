@@ -137,6 +137,9 @@ class RouterConfig(BaseModel):
     # the live adapter changes); the first fit waits for ``retrain_min_examples`` answers.
     retrain_every: int = Field(default=0, ge=0)
     retrain_min_examples: int = Field(default=40, ge=1)
+    # Requests in flight while a re-fit re-asks the student: few, so client requests are not queued
+    # behind a re-fit's batch (conversations already graded for the same adapter are not re-asked).
+    relabel_concurrency: int = Field(default=4, ge=1)
     # What a learned scorer answers before its first fit: the heuristic's score, or "teacher" (send
     # everything to the teacher until the router has seen what the student can do).
     cold_start: Literal["heuristic", "teacher"] = "heuristic"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,7 @@ from distillserve.router.embedding_scorer import EmbeddingScorer
 from distillserve.router.refresh_loop import RouterRefresher
 from distillserve.router.router import Router
 from distillserve.serving.backends.testbed_teacher import TestbedTeacher as OracleStudent
+from distillserve.serving.protocol import ChatCompletionRequest
 from distillserve.serving.student_target import StudentTarget
 from distillserve.testbed.tasks import BASE_TASKS, sample
 
@@ -70,3 +72,31 @@ async def test_refits_after_new_answers_and_when_the_live_adapter_changes(router
     assert refresher.due(), "a new live adapter must trigger a re-fit"
     await refresher.refresh_once()
     assert refresher.fits == 3 and not refresher.due()
+
+
+class CountingStudent(OracleStudent):
+    """The oracle student, counting the conversations it is asked."""
+
+    def __init__(self) -> None:
+        super().__init__("student")
+        self.asked = 0
+
+    async def chat(self, request: ChatCompletionRequest, *, model: str | None = None) -> dict[str, Any]:
+        self.asked += 1
+        return await super().chat(request, model=model)
+
+
+async def test_a_refit_asks_the_same_adapter_only_the_new_conversations(router: Router) -> None:
+    student, target = CountingStudent(), StudentTarget()
+    refresher = RouterRefresher(router, student, target, every=20, min_examples=30)
+    remember(router, 30, seed=6)
+    await refresher.refresh_once()
+    assert student.asked == 30
+    remember(router, 20, seed=7)
+    await refresher.refresh_once()
+    assert student.asked == 50, "the 30 conversations graded for this adapter are not asked again"
+    target.set_live("student@v1")
+    await refresher.refresh_once()
+    assert student.asked == 100, "a new adapter answers every conversation afresh"
+    d = await router.decide("copy: hello")
+    assert d.route == "student"

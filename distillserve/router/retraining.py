@@ -9,15 +9,20 @@ the student more.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from distillserve.router.labelled_example import LabelledExample, agreement, prompt_of_messages
 from distillserve.router.student_answers import ask_many
 from distillserve.serving.backends.base import Backend
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,18 +54,60 @@ class RecentTeacherAnswers:
         return len(self._items)
 
 
+class GradedAnswers:
+    """One adapter's graded answers to the conversations of the last re-fit.
+
+    A periodic re-fit for the same live adapter then asks the student only the conversations it
+    has not answered yet (greedy answers of one adapter do not change), instead of the whole
+    window every time: a re-fit no longer floods the student that serves client requests. It
+    keeps only the last snapshot's conversations, so it is never larger than the window.
+    """
+
+    def __init__(self) -> None:
+        self._adapter: str | None = None
+        self._by_key: dict[bytes, LabelledExample] = {}
+
+    @staticmethod
+    def key(answer: TeacherAnswer) -> bytes:
+        return orjson.dumps([answer.messages, answer.answer], option=orjson.OPT_SORT_KEYS)
+
+    def known(self, adapter: str | None) -> dict[bytes, LabelledExample]:
+        return self._by_key if adapter == self._adapter else {}
+
+    def replace(self, adapter: str | None, graded: dict[bytes, LabelledExample]) -> None:
+        self._adapter, self._by_key = adapter, graded
+
+
 async def relabel(
-    student: Backend, answers: Sequence[TeacherAnswer], *, adapter: str | None = None, concurrency: int = 16
+    student: Backend,
+    answers: Sequence[TeacherAnswer],
+    *,
+    adapter: str | None = None,
+    concurrency: int = 16,
+    graded: GradedAnswers | None = None,
 ) -> list[LabelledExample]:
-    """Fresh shadow pairs: the current student's answers to conversations the teacher answered."""
-    replies = await ask_many(student, [a.messages for a in answers], model=adapter, concurrency=concurrency)
-    return [
-        LabelledExample(
-            prompt=prompt_of_messages(a.messages),
+    """Fresh shadow pairs: the current student's answers to conversations the teacher answered
+    (asked only for those ``graded`` does not already hold for ``adapter``)."""
+    known = graded.known(adapter) if graded is not None else {}
+    keys = [GradedAnswers.key(a) for a in answers]
+    missing = [i for i, k in enumerate(keys) if k not in known]
+    replies = await ask_many(
+        student, [answers[i].messages for i in missing], model=adapter, concurrency=concurrency
+    )
+    fresh = {
+        keys[i]: LabelledExample(
+            prompt=prompt_of_messages(answers[i].messages),
             student_answer=r.text,
-            teacher_answer=a.answer,
-            student_quality=agreement(r.text, a.answer),
+            teacher_answer=answers[i].answer,
+            student_quality=agreement(r.text, answers[i].answer),
             student_logprobs=r.logprobs,
         )
-        for a, r in zip(answers, replies, strict=True)
-    ]
+        for i, r in zip(missing, replies, strict=True)
+    }
+    out = [known.get(k) or fresh[k] for k in keys]
+    if graded is not None:
+        graded.replace(adapter, dict(zip(keys, out, strict=True)))
+    log.info(
+        "re-asked the student %d of %d recent conversations (%s)", len(missing), len(keys), adapter or "base"
+    )
+    return out

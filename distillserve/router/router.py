@@ -22,7 +22,7 @@ from distillserve.router.confidence import ConfidenceCascade
 from distillserve.router.heuristic import HeuristicScorer
 from distillserve.router.labelled_example import LabelledExample
 from distillserve.router.policy import Route, RoutingPolicy, TargetSharePolicy, ThresholdPolicy
-from distillserve.router.retraining import RecentTeacherAnswers, relabel
+from distillserve.router.retraining import GradedAnswers, RecentTeacherAnswers, relabel
 from distillserve.router.scoring import DifficultyScorer, Score, ScorerNotReady, build_scorer
 from distillserve.serving.backends.base import Backend
 
@@ -61,6 +61,7 @@ class Router:
             self.scorer = build_scorer(cfg.scorer, cfg=cfg)
         self.policy = policy or build_policy(cfg)
         self.recent = RecentTeacherAnswers(cfg.retrain_buffer)
+        self.graded = GradedAnswers()
 
     async def start(self) -> None:
         await self.scorer.start()
@@ -145,7 +146,10 @@ class Router:
         if len(answers) < min_examples:
             log.info("router not retrained: %d recent teacher answers (< %d)", len(answers), min_examples)
             return None
-        return await self.retrain(await relabel(student, answers, adapter=adapter), adapter=adapter)
+        examples = await relabel(
+            student, answers, adapter=adapter, concurrency=self.cfg.relabel_concurrency, graded=self.graded
+        )
+        return await self.retrain(examples, adapter=adapter)
 
     async def aclose(self) -> None:
         await self.scorer.aclose()
