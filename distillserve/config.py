@@ -53,6 +53,9 @@ class BackendConfig(BaseModel):
     max_batch_size: int = 16
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = "auto"
     device: str = "auto"
+    # CPU threads of the engine's forward passes (0 = torch's default). 1 where a training job shares
+    # the cores: a team of threads then waits on its preempted member (measured 50x slower).
+    threads: int = Field(default=0, ge=0)
     # triton: ``url`` is the server's HTTP endpoint (health, metadata), ``triton_grpc_url`` its gRPC
     # endpoint (tokens; default: the HTTP host, port 8001), ``triton_model`` the model on the server.
     triton_model: str | None = None

@@ -78,8 +78,10 @@ class Stack:
 
 def demo_config(run_dir: Path, ports: dict[str, int], student: str, admin_key: str) -> dict[str, Any]:
     students: dict[str, dict[str, Any]] = {
-        "embedded": {"kind": "embedded", "name": "student", "model_path": "testbed-student"},
-        "smollm2": {"kind": "embedded", "name": "student", "model_path": "smollm2"},
+        # One engine thread: the distiller trains on the same cores, and a team of two threads
+        # waits on its preempted member (bench/engine_beside_training.py: 50x slower).
+        "embedded": {"kind": "embedded", "name": "student", "model_path": "testbed-student", "threads": 1},
+        "smollm2": {"kind": "embedded", "name": "student", "model_path": "smollm2", "threads": 1},
         "vllm": {"kind": "vllm", "name": "student", "url": f"http://127.0.0.1:{ports['vllm']}/v1"},
     }
     return {

@@ -80,8 +80,10 @@ class EmbeddedEngine:
         max_batch_size: int = 16,
         dtype: str = "auto",
         device: str = "auto",
+        threads: int = 0,
     ) -> None:
         self.model_spec = str(model)
+        self.threads = threads
         self.max_batch_size = max(1, max_batch_size)
         self._dtype = dtype
         self._device = device
@@ -229,6 +231,9 @@ class EmbeddedEngine:
     # -- worker ---------------------------------------------------------------------------------
 
     def _work(self) -> None:
+        if self.threads > 0:
+            # Before this thread's first torch op: each thread fixes its OpenMP team size then.
+            torch.set_num_threads(self.threads)
         while True:
             with self._cv:
                 while not self._stop and not self._waiting and not self._running:

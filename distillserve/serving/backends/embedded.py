@@ -83,6 +83,7 @@ class EmbeddedBackend(Backend):
             max_batch_size=cfg.max_batch_size,
             dtype=cfg.dtype,
             device=cfg.device,
+            threads=cfg.threads,
         )
 
     async def start(self) -> None:
