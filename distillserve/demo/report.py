@@ -84,9 +84,10 @@ def _rolling(
 ) -> tuple[list[float], list[float]]:
     end = max((o.t for o in outcomes), default=0.0)
     ts, ys = [], []
-    t = window_s
+    # From the first step on, the window grows until it is full: the cold start shows in the plot.
+    t = step_s
     while t <= end + step_s:
-        xs = _window(outcomes, t - window_s, t)
+        xs = _window(outcomes, max(0.0, t - window_s), t)
         if xs:
             ts.append(t)
             ys.append(fn(xs))
@@ -121,7 +122,7 @@ def write_report(
         xlabel="seconds",
         ylabel="teacher share (%)",
         ylim=(0, 105),
-        title=f"Teacher share ({window_s:.0f} s window)",
+        title=f"Teacher share (trailing {window_s:.0f} s window)",
     )
     _mark_promotions(ax, events)
     fig.tight_layout()
