@@ -1,10 +1,10 @@
 """Which distiller settings teach the testbed student a new task without losing its base skills?
 
-One distiller run per configuration, on the worker's own code path (filters, held-out slice,
-replay mix, ``train_adapter``, ``Evaluator``) but without the broker: ``--records`` testbed
-teacher answers for ``--task``, then greedy exact match on the run's held-out slice, the
-regression set, 60 fresh prompts of the task and 60 base-task prompts. Prints one JSON line per
-configuration and seed.
+One distiller run per configuration and seed, through the worker itself (``Distiller.run_once``
+on a JSONL teacher log, the file sink's format): ``--records`` testbed teacher answers for
+``--task``; the run's own filters, held-out slice, replay mix, training, evaluation and card.
+Then the registered version is also scored on 60 fresh prompts of the task and 60 base-task
+prompts. Prints one JSON line per configuration and seed.
 
     .venv/bin/python bench/distiller_settings.py \\
         '{"lr_scheduler": "constant", "epochs": 20, "replay_ratio": 0.25}' \\
@@ -14,28 +14,22 @@ configuration and seed.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
-import math
-import random
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from distillserve.config import DistillerConfig
-from distillserve.distiller.evaluation import Evaluator
-from distillserve.distiller.examples import build_examples
-from distillserve.distiller.replay import (
-    base_replay_examples,
-    labelled_examples,
-    mix_replay,
-    regression_examples,
-)
-from distillserve.distiller.trainer import train_adapter
-from distillserve.distiller.worker import is_held_out, resolve_base_model
+from distillserve.distiller.promotion import NoActivator, Promoter
+from distillserve.distiller.registry import AdapterRegistry
+from distillserve.distiller.replay import labelled_examples
+from distillserve.distiller.sources import JsonlFileSource
+from distillserve.distiller.worker import Distiller, resolve_base_model
+from distillserve.teacher_log.sink import JsonlFileSink
 from distillserve.testbed.tasks import BASE_TASKS, sample
 from tests.support.teacher_records import teacher_records
 
@@ -44,39 +38,45 @@ COMMON = {"learning_rate": 3e-3, "holdout_fraction": 0.2, "regression_size": 90,
 
 
 def run(over: dict[str, object], records: int, task: str, seed: int, work: Path) -> dict[str, object]:
-    cfg = DistillerConfig(**{**COMMON, "device": "cpu", **over, "seed": seed})
+    # One trigger's worth: the whole log is one batch, and nothing is promoted.
+    cfg = DistillerConfig(
+        **{**COMMON, "device": "cpu", **over, "seed": seed, "trigger_records": records, "auto_promote": False}
+    )
+    log_path = work / "teacher-log.jsonl"
+    sink = JsonlFileSink(log_path)
+    for record in teacher_records([task], records, 11):
+        sink.submit(record)
+    asyncio.run(sink.aclose())
+    registry = AdapterRegistry(str(work / "registry"), "testbed-student")
     base_dir = resolve_base_model("testbed-student")
-    examples, _ = build_examples(
-        teacher_records([task], records, 11), learn_reasoning=True, seen_fingerprints=set()
+    distiller = Distiller(
+        cfg,
+        base_model="testbed-student",
+        base_dir=base_dir,
+        registry=registry,
+        promoter=Promoter(registry, NoActivator()),
+        state_dir=work / "state",
     )
-    held = [e for e in examples if is_held_out(e.key, cfg.holdout_fraction, cfg.seed)]
-    train = [e for e in examples if not is_held_out(e.key, cfg.holdout_fraction, cfg.seed)]
-    pool = base_replay_examples(max(64, math.ceil(records * cfg.replay_ratio)))  # as the worker sizes it
-    mixed = mix_replay(
-        train, [], pool, ratio=cfg.replay_ratio, base_share=cfg.replay_base_share, rng=random.Random(seed)
-    )
-    out = work / f"run-{time.time_ns()}"
-    start = time.perf_counter()
-    trained = train_adapter(base_dir, mixed, cfg, out / "adapter", work_dir=out / "trainer")
-    seconds = time.perf_counter() - start
-    sets = {
-        "heldout": held,
-        "regression": regression_examples(cfg.regression_size),
+    source = JsonlFileSource(log_path, cfg.group_id)
+    outcome = distiller.run_once(source.poll(records, timeout_s=0), source, final=True)
+    card = outcome.card
+    assert card is not None, f"the run trained nothing: {outcome.outcome} {outcome.details}"
+    fresh = {
         f"{task}_60": labelled_examples(sample([task], 60, 555), "teacher"),
         "base_60": labelled_examples(sample(BASE_TASKS, 60, 556), "base"),
     }
-    scores = Evaluator(base_dir, device="cpu", max_new_tokens=cfg.eval_max_new_tokens).score(
-        out / "adapter", sets
-    )
+    extra = distiller.evaluator.score(registry.local_path(card.version), fresh)
+    scores = {name: s["exact_match"] for name, s in card.eval["candidate"].items()}
     return {
         "config": over,
         "seed": seed,
         "records": records,
-        "train_examples": len(mixed),
-        "steps": trained.steps,
-        "train_s": round(seconds, 1),
-        "final_loss": round(trained.losses["loss"], 4),
-        **{name: round(s.exact_match, 3) for name, s in scores.items()},
+        "train_examples": card.records["train_new"] + card.records["replayed"],
+        "steps": card.training["steps"],
+        "train_s": card.timings["train_s"],
+        "final_loss": card.losses["loss"],
+        **{name: round(v, 3) for name, v in scores.items()},
+        **{name: round(s.exact_match, 3) for name, s in extra.items()},
     }
 
 
@@ -92,9 +92,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(
         prefix="distiller-settings-", dir=Path(__file__).parents[1] / ".cache"
     ) as tmp:
-        for text in args.configs:
+        for i, text in enumerate(args.configs):
             for seed in args.seeds:
-                print(json.dumps(run(json.loads(text), args.records, args.task, seed, Path(tmp))), flush=True)
+                work = Path(tmp) / f"config{i}-seed{seed}"  # a fresh log, registry and state per run
+                print(json.dumps(run(json.loads(text), args.records, args.task, seed, work)), flush=True)
 
 
 if __name__ == "__main__":
