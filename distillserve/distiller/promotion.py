@@ -47,11 +47,11 @@ class NoActivator:
 
 
 class HotSwapActivator:
-    """In-process: the gateway's own ``HotSwapper`` (and its shadow sampler, for the baseline)."""
+    """In-process: the gateway's own ``HotSwapper`` (and the gateway, for the drift baseline)."""
 
-    def __init__(self, swapper: object, shadow: object | None = None) -> None:
+    def __init__(self, swapper: object, gateway: object | None = None) -> None:
         self.swapper = swapper
-        self.shadow = shadow
+        self.gateway = gateway
 
     async def activate(self, name: str, path: str, baseline: float | None = None) -> None:
         await self.swapper.activate(name, path)  # type: ignore[attr-defined]
@@ -65,8 +65,8 @@ class HotSwapActivator:
             self._set_baseline(name, baseline)
 
     def _set_baseline(self, name: str, baseline: float | None) -> None:
-        if baseline is not None and hasattr(self.shadow, "set_baseline"):
-            self.shadow.set_baseline(name, baseline)
+        if self.gateway is not None:
+            self.gateway.set_drift_baseline(name, baseline)  # type: ignore[attr-defined]
 
 
 class GatewayAdminActivator:

@@ -80,8 +80,7 @@ def _app_activator(request: Request) -> Activator:
         raise AdapterError(
             "the student backend does not serve LoRA adapters; use student.kind vllm or embedded"
         )
-    gateway = getattr(request.app.state, "gateway", None)
-    return HotSwapActivator(swapper, getattr(gateway, "shadow", None))
+    return HotSwapActivator(swapper, getattr(request.app.state, "gateway", None))
 
 
 def registry_router(

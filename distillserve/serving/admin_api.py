@@ -109,14 +109,8 @@ async def activate(request: Request) -> Response:
     body = parse_request(await read_body(request, MAX_BODY), ActivateRequest)
     _check_name(request, body.name)
     result = await swapper.activate(body.name, body.path)
-    _set_baseline(request, body)
+    request.app.state.gateway.set_drift_baseline(body.name, body.baseline_agreement)
     return json_response(result.to_dict())
-
-
-def _set_baseline(request: Request, body: ActivateRequest) -> None:
-    shadow = request.app.state.gateway.shadow
-    if body.baseline_agreement is not None and hasattr(shadow, "set_baseline"):
-        shadow.set_baseline(body.name, body.baseline_agreement)
 
 
 @router.post("/student/canary")
@@ -126,7 +120,7 @@ async def set_canary(request: Request) -> Response:
     body = parse_request(await read_body(request, MAX_BODY), CanaryRequest)
     _check_name(request, body.name)
     await swapper.set_canary(body.name, body.path, body.share)
-    _set_baseline(request, body)
+    request.app.state.gateway.set_drift_baseline(body.name, body.baseline_agreement)
     return json_response(await swapper.status())
 
 

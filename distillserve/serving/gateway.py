@@ -36,6 +36,8 @@ class ShadowHook(Protocol):
         self, request: ChatCompletionRequest, student_text: str, adapter: str | None
     ) -> None: ...
 
+    def set_baseline(self, adapter: str | None, value: float) -> None: ...
+
 
 @dataclass
 class RoutePlan:
@@ -101,6 +103,11 @@ class Gateway:
         self.target = target or StudentTarget()
         self.shadow = shadow
         self.auto_name = settings.server.auto_model_name
+
+    def set_drift_baseline(self, adapter: str, agreement: float | None) -> None:
+        """A promoted version's eval agreement with the teacher: drift is measured from it."""
+        if agreement is not None and self.shadow is not None:
+            self.shadow.set_baseline(adapter, agreement)
 
     # -- models -----------------------------------------------------------------------------------
     def model_ids(self) -> list[str]:
