@@ -33,7 +33,8 @@ class GateDecision:
         }
 
 
-def _em(scores: Mapping[str, Mapping[str, Any]], name: str) -> float | None:
+def exact_match_of(scores: Mapping[str, Mapping[str, Any]], name: str) -> float | None:
+    """One set's exact match in a ``{set: {"exact_match": ..., "n": ...}}`` score map, if scored."""
     s = scores.get(name)
     return None if s is None else float(s["exact_match"])
 
@@ -43,7 +44,7 @@ def decide(
 ) -> GateDecision:
     cand, live = evaluation["candidate"], evaluation["live"]
     reasons: list[str] = []
-    c_new, l_new = _em(cand, NEW_SKILL_SET), _em(live, NEW_SKILL_SET)
+    c_new, l_new = exact_match_of(cand, NEW_SKILL_SET), exact_match_of(live, NEW_SKILL_SET)
     gain = None
     if c_new is None or l_new is None:
         reasons.append("no held-out records to judge the candidate on")
@@ -53,7 +54,7 @@ def decide(
             reasons.append(f"held-out gain {gain:+.3f} is below the margin {promote_margin:.3f}")
     regressions: dict[str, float] = {}
     for name in REGRESSION_SETS:
-        c, l_ = _em(cand, name), _em(live, name)
+        c, l_ = exact_match_of(cand, name), exact_match_of(live, name)
         if c is None or l_ is None:
             continue
         drop = round(l_ - c, 4)

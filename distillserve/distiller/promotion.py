@@ -14,6 +14,7 @@ from typing import Protocol
 
 import httpx
 
+from distillserve.distiller.gate import NEW_SKILL_SET, exact_match_of
 from distillserve.distiller.registry import AdapterCard, AdapterRegistry, AdapterRejected, RegistryError
 from distillserve.monitoring import metrics
 
@@ -106,9 +107,7 @@ class GatewayAdminActivator:
 
 def baseline_agreement(card: AdapterCard) -> float | None:
     """The version's exact-match agreement with the teacher on its run's held-out records."""
-    score = (card.eval.get("candidate") or {}).get("heldout") or {}
-    value = score.get("exact_match")
-    return float(value) if value is not None else None
+    return exact_match_of(card.eval.get("candidate") or {}, NEW_SKILL_SET)
 
 
 class Promoter:
