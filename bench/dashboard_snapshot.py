@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from distillserve.distiller.registry import AdapterRegistry
+from distillserve.adapters.registry import AdapterRegistry
 from tests.support.dashboards import load_dashboards, render_png
 from tests.support.monitoring_stack import (
     ADMIN_KEY,

@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from distillserve.adapters.promotion import NoActivator, Promoter
+from distillserve.adapters.registry import AdapterRegistry
 from distillserve.config import DistillerConfig
-from distillserve.distiller.promotion import NoActivator, Promoter
-from distillserve.distiller.registry import AdapterRegistry
 from distillserve.distiller.replay import labelled_examples
 from distillserve.distiller.sources import JsonlFileSource
 from distillserve.distiller.worker import Distiller, resolve_base_model

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.percentiles import pct
-from distillserve.child_process import stop_process
+from distillserve.launchers.child_process import stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING = '{"epochs": 1000, "lr_scheduler": "cosine", "replay_ratio": 1.5}'

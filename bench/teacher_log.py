@@ -29,7 +29,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.percentiles import pct
-from distillserve.teacher_log.broker import LocalBroker
+from distillserve.launchers.local_broker import LocalBroker
 from distillserve.teacher_log.kafka_sink import KafkaSink
 from tests.support.broker import create_topics, read_topic, running_broker, teacher_log_config
 from tests.support.servers import start_gateway

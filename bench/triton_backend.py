@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.percentiles import pct
+from distillserve.backends.factory import build_backend
 from distillserve.config import BackendConfig
-from distillserve.serving.backends.base import Backend
-from distillserve.serving.backends.factory import build_backend
-from distillserve.serving.protocol import ChatCompletionRequest
+from distillserve.protocol.backend import Backend
+from distillserve.protocol.schema import ChatCompletionRequest
 from tests.support.servers import start_testbed_teacher
 from tests.support.triton_server import start_triton
 

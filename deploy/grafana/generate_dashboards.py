@@ -7,7 +7,7 @@ fallbacks, routing, teacher log / Kafka, vLLM) and a learning-loop board for ML 
 (adapter versions over time, eval results, agreement and drift, teacher-share trend,
 distiller runs and losses). Every query's metric names come from
 ``distillserve/monitoring/metrics.py``, the recording rules in ``deploy/prometheus/rules`` or
-vLLM's own ``vllm:*`` metrics; tests/test_dashboards.py runs every query against a real
+vLLM's own ``vllm:*`` metrics; tests/deploy/test_dashboards.py runs every query against a real
 Prometheus scraping a real gateway.
 """
 

@@ -5,7 +5,7 @@
 Helm's binary cannot be installed offline on our machines, so the chart is Python: dict
 builders (no text templating, so every manifest is well-formed YAML by construction),
 ``values.yaml`` defaults merged with ``-f`` files, one file per object plus a
-``kustomization.yaml`` so overlays work. ``tests/test_deploy.py`` renders it and validates
+``kustomization.yaml`` so overlays work. ``tests/deploy/test_deploy.py`` renders it and validates
 every object against the Kubernetes JSON schemas (PyPI ``kubernetes-validate``), and loads
 the rendered ``distillserve.yaml`` with the project's own ``load_settings``.
 

@@ -27,7 +27,7 @@ def broker(
     ] = None,
 ) -> None:
     """Run a local broker with the teacher-log and dead-letter topics until SIGTERM or Ctrl-C."""
-    from distillserve.teacher_log.broker import BrokerError, local_broker
+    from distillserve.launchers.local_broker import BrokerError, local_broker
 
     try:
         cfg = load_settings(config).teacher_log

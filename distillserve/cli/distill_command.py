@@ -44,6 +44,7 @@ def distill(
     """Consume the teacher log, train LoRA adapters, evaluate, register and promote by policy."""
     from prometheus_client import start_http_server
 
+    from distillserve.adapters.promotion import Promoter
     from distillserve.distiller.assembly import (
         base_model_id,
         build_activator,
@@ -51,7 +52,6 @@ def distill(
         build_source,
         state_dir,
     )
-    from distillserve.distiller.promotion import Promoter
     from distillserve.distiller.worker import Distiller, resolve_base_model
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -146,7 +146,7 @@ def _em(ev: dict[str, Any], name: str) -> str:
 @adapters.command()
 def show(version: str, config: ConfigOpt = None) -> None:
     """A version's full card (JSON)."""
-    from distillserve.distiller.registry import RegistryError
+    from distillserve.adapters.registry import RegistryError
 
     try:
         _echo_json(_registry(config).card(version).model_dump(mode="json"))
@@ -157,7 +157,7 @@ def show(version: str, config: ConfigOpt = None) -> None:
 @adapters.command()
 def diff(a: str, b: str, config: ConfigOpt = None) -> None:
     """Eval results of two versions side by side (JSON), with b − a."""
-    from distillserve.distiller.registry import RegistryError, diff_eval
+    from distillserve.adapters.registry import RegistryError, diff_eval
 
     reg = _registry(config)
     try:
@@ -178,7 +178,7 @@ def _promoter(config: Path | None, gateway: str | None) -> Any:
 @adapters.command()
 def promote(version: str, config: ConfigOpt = None, gateway: GatewayOpt = None) -> None:
     """Validate VERSION, hot-swap it into the student and record it as live."""
-    from distillserve.distiller.registry import RegistryError
+    from distillserve.adapters.registry import RegistryError
 
     try:
         asyncio.run(_promoter(config, gateway).promote(version, by="cli", reason="promoted by hand"))
@@ -190,7 +190,7 @@ def promote(version: str, config: ConfigOpt = None, gateway: GatewayOpt = None) 
 @adapters.command()
 def rollback(config: ConfigOpt = None, gateway: GatewayOpt = None) -> None:
     """Make the previously live version live again."""
-    from distillserve.distiller.registry import RegistryError
+    from distillserve.adapters.registry import RegistryError
 
     try:
         target = asyncio.run(_promoter(config, gateway).rollback(by="cli"))
@@ -207,7 +207,7 @@ def canary(
     gateway: GatewayOpt = None,
 ) -> None:
     """Send a share of student traffic to VERSION."""
-    from distillserve.distiller.registry import RegistryError
+    from distillserve.adapters.registry import RegistryError
 
     target = None if version == "off" else version
     try:

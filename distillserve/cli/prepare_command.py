@@ -22,7 +22,7 @@ def prepare(
     seed: Annotated[int, typer.Option(help="testbed-student: seed of init and pre-training.")] = 0,
 ) -> None:
     """Prepare a model directory that transformers, peft and vLLM load, and print its path."""
-    from distillserve.engine.prepared_models import ModelPreparationError, ensure_smollm2
+    from distillserve.models.prepared import ModelPreparationError, ensure_smollm2
 
     if model not in ("testbed-student", "smollm2"):
         raise typer.BadParameter(

@@ -74,10 +74,10 @@ def build_set_command(
     ] = None,
 ) -> None:
     """Label testbed prompts with the configured student's answers and the testbed teacher's."""
+    from distillserve.backends.factory import build_backend
+    from distillserve.protocol.backend import AdapterHost
     from distillserve.router.labelled_example import save_jsonl
     from distillserve.router.labelled_set import build_testbed_set, quality_by_group
-    from distillserve.serving.backends.base import AdapterHost
-    from distillserve.serving.backends.factory import build_backend
 
     settings = _settings(config)
 

@@ -54,7 +54,7 @@ def triton_serve(
     ] = None,
 ) -> None:
     """Serve distillserve backends from tritonserver with the tensor interface of Triton's vLLM backend."""
-    from distillserve.serving.triton_serving import serve_backends
+    from distillserve.launchers.triton_serving import serve_backends
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if models is not None:

@@ -35,7 +35,7 @@ def vllm_serve(
     ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for vLLM to answer.")] = 600.0,
 ) -> None:
     """Start vLLM's OpenAI server for the student and stop it (all three processes) on Ctrl-C."""
-    from distillserve.serving.vllm_process import VLLMEngineArgs, VLLMProcess, VLLMStartError
+    from distillserve.launchers.vllm_process import VLLMEngineArgs, VLLMProcess, VLLMStartError
 
     try:
         settings = load_settings(config)
@@ -47,7 +47,7 @@ def vllm_serve(
         raise typer.BadParameter(
             "give --model DIR (or student.model_path in the config)", param_hint="--model"
         )
-    from distillserve.engine.prepared_models import ModelPreparationError, resolve_model
+    from distillserve.models.prepared import ModelPreparationError, resolve_model
 
     try:
         model_dir = resolve_model(model)  # a directory, or an alias (testbed-student, smollm2)

@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
-from distillserve.child_process import child_env, free_port, start_process, stop_process, wait_http
 from distillserve.config import REPO_ROOT, load_settings
-from distillserve.teacher_log.broker import LocalBroker, local_broker
+from distillserve.launchers.child_process import child_env, free_port, start_process, stop_process, wait_http
+from distillserve.launchers.local_broker import LocalBroker, local_broker
 
 
 @dataclass

@@ -4,22 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from distillserve.adapters.promotion import Activator, GatewayAdminActivator, NoActivator, Promoter
+from distillserve.adapters.registry import AdapterRegistry
+from distillserve.adapters.registry_factory import build_registry
 from distillserve.config import Settings, cache_dir
-from distillserve.distiller.promotion import Activator, GatewayAdminActivator, NoActivator, Promoter
-from distillserve.distiller.registry import AdapterRegistry
 from distillserve.distiller.sources import JsonlFileSource, RecordSource
-
-
-def base_model_id(settings: Settings) -> str:
-    """The id adapters are registered under: the distiller's base, else the student's model."""
-    s = settings
-    return s.distiller.base_model or s.student.model_path or s.student.served_model
-
-
-def build_registry(settings: Settings) -> AdapterRegistry:
-    return AdapterRegistry(
-        settings.registry.url, base_model_id(settings), adapter_prefix=settings.registry.adapter_prefix
-    )
 
 
 def build_activator(settings: Settings, gateway_url: str | None = None) -> Activator:

@@ -19,7 +19,7 @@ import torch
 
 from distillserve.distiller.examples import TrainingExample
 from distillserve.distiller.trainer import load_base, resolve_device
-from distillserve.serving.reasoning import split_think
+from distillserve.protocol.reasoning import split_think
 
 log = logging.getLogger(__name__)
 

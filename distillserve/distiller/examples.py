@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import orjson
 
-from distillserve.serving.reasoning import THINK_CLOSE, THINK_OPEN, split_think
+from distillserve.protocol.reasoning import THINK_CLOSE, THINK_OPEN, split_think
 from distillserve.teacher_log.record import TeacherLogRecord, TokenLogprob
 
 ExampleSource = Literal["teacher", "replay", "base"]

@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-NEW_SKILL_SET = "heldout"
-REGRESSION_SETS = ("regression", "past_heldout")
+from distillserve.adapters.eval_scores import NEW_SKILL_SET, REGRESSION_SETS, exact_match_of
 
 
 @dataclass(frozen=True)
@@ -31,12 +30,6 @@ class GateDecision:
             "gain": self.gain,
             "regressions": self.regressions,
         }
-
-
-def exact_match_of(scores: Mapping[str, Mapping[str, Any]], name: str) -> float | None:
-    """One set's exact match in a ``{set: {"exact_match": ..., "n": ...}}`` score map, if scored."""
-    s = scores.get(name)
-    return None if s is None else float(s["exact_match"])
 
 
 def decide(

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import orjson
 
-from distillserve.distiller.registry import OffsetRange
+from distillserve.adapters.registry import OffsetRange
 from distillserve.teacher_log.record import TeacherLogRecord
 
 

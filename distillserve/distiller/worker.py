@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distillserve.adapters.promotion import Promoter
+from distillserve.adapters.registry import AdapterCard, AdapterRegistry, RegistryError
 from distillserve.config import DistillerConfig
 from distillserve.distiller.evaluation import Evaluator, compare
 from distillserve.distiller.examples import TrainingExample, build_examples
 from distillserve.distiller.gate import GateDecision, decide
-from distillserve.distiller.promotion import Promoter
-from distillserve.distiller.registry import AdapterCard, AdapterRegistry, RegistryError
 from distillserve.distiller.replay import ExampleStore, base_replay_examples, mix_replay, regression_examples
 from distillserve.distiller.sources import RecordSource, SourcedRecord, offset_ranges
 from distillserve.distiller.trainer import train_adapter

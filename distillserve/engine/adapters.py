@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from distillserve.serving.errors import AdapterError
+from distillserve.protocol.errors import AdapterError
 
 BASE = "__base__"  # peft's name for "no adapter" in mixed batches
 _WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")

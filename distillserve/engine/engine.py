@@ -28,7 +28,7 @@ from distillserve.engine.kv_batch import BatchCache
 from distillserve.engine.model_loading import LoadedModel, load_model
 from distillserve.engine.sampling import SamplingParams, TokenChoice, choose_tokens, new_generator
 from distillserve.monitoring import metrics
-from distillserve.serving.errors import AdapterError, BackendUnavailable, InvalidRequest, ModelNotFound
+from distillserve.protocol.errors import AdapterError, BackendUnavailable, InvalidRequest, ModelNotFound
 
 log = logging.getLogger(__name__)
 

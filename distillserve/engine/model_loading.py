@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from distillserve.engine.prepared_models import resolve_model
+from distillserve.models.prepared import resolve_model
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

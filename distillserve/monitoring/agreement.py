@@ -13,7 +13,7 @@ import unicodedata
 from abc import ABC, abstractmethod
 from typing import Any
 
-from distillserve.serving.reasoning import split_think
+from distillserve.protocol.reasoning import split_think
 
 _SPACE = re.compile(r"\s+")
 _TRAILING_PUNCT = re.compile(r"[\s.!?。]+$")

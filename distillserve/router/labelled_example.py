@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
-from distillserve.serving.protocol import ChatMessage
-from distillserve.serving.reasoning import split_think
+from distillserve.protocol.reasoning import split_think
+from distillserve.protocol.schema import ChatMessage
 from distillserve.teacher_log.record import TeacherLogRecord
 
 _SPACE = re.compile(r"\s+")

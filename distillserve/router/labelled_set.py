@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from distillserve.backends.testbed_teacher import TestbedTeacher
+from distillserve.protocol.backend import Backend
 from distillserve.router.labelled_example import LabelledExample, normalise_answer
 from distillserve.router.student_answers import ask_many
-from distillserve.serving.backends.base import Backend
-from distillserve.serving.backends.testbed_teacher import TestbedTeacher
 from distillserve.testbed.tasks import TASKS, parse_prompt, sample
 
 

@@ -14,9 +14,9 @@ import asyncio
 import contextlib
 import logging
 
+from distillserve.adapters.student_target import StudentTarget
+from distillserve.protocol.backend import Backend
 from distillserve.router.router import Router
-from distillserve.serving.backends.base import Backend
-from distillserve.serving.student_target import StudentTarget
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import orjson
 
+from distillserve.protocol.backend import Backend
 from distillserve.router.labelled_example import LabelledExample, agreement, prompt_of_messages
 from distillserve.router.student_answers import ask_many
-from distillserve.serving.backends.base import Backend
 
 log = logging.getLogger(__name__)
 

@@ -18,13 +18,13 @@ from typing import Any
 
 from distillserve.config import RouterConfig
 from distillserve.monitoring import metrics
+from distillserve.protocol.backend import Backend
 from distillserve.router.confidence import ConfidenceCascade
 from distillserve.router.heuristic import HeuristicScorer
 from distillserve.router.labelled_example import LabelledExample
 from distillserve.router.policy import Route, RoutingPolicy, TargetSharePolicy, ThresholdPolicy
 from distillserve.router.retraining import GradedAnswers, RecentTeacherAnswers, relabel
 from distillserve.router.scoring import DifficultyScorer, Score, ScorerNotReady, build_scorer
-from distillserve.serving.backends.base import Backend
 
 log = logging.getLogger(__name__)
 

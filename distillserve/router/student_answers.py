@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from distillserve.protocol.backend import Backend
+from distillserve.protocol.schema import ChatCompletionRequest
 from distillserve.router.confidence import chunk_logprobs
-from distillserve.serving.backends.base import Backend
-from distillserve.serving.protocol import ChatCompletionRequest
 
 
 @dataclass(frozen=True)

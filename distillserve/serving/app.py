@@ -1,8 +1,6 @@
 """HTTP layer of the gateway: OpenAI endpoints, auth, body limits, errors, health, metrics.
 
-Bodies are parsed by hand (orjson + pydantic) rather than through FastAPI's dependency
-machinery: it keeps per-request overhead low and lets every failure become an
-OpenAI-style error body with the right status and ``param``.
+Bodies are parsed by hand (``protocol.http``) rather than through FastAPI's dependency machinery.
 """
 
 from __future__ import annotations
@@ -15,79 +13,22 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from distillserve.monitoring import metrics
-from distillserve.serving.errors import (
-    APIError,
-    BodyTooLarge,
-    InvalidRequest,
-    Unauthorized,
-    api_error_body,
-    error_body,
-)
+from distillserve.protocol.errors import APIError, Unauthorized, api_error_body, error_body
+from distillserve.protocol.http import bearer_token, error_response, json_response, parse_request, read_body
+from distillserve.protocol.schema import ChatCompletionRequest, CompletionRequest
+from distillserve.protocol.sse import DONE, encode_event
 from distillserve.serving.gateway import Gateway, RoutePlan
-from distillserve.serving.protocol import ChatCompletionRequest, CompletionRequest
-from distillserve.serving.sse import DONE, encode_event
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
-
-
-def json_response(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
-
-
-def error_response(err: APIError) -> Response:
-    return json_response(api_error_body(err), err.status_code)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"Request body of {declared} bytes exceeds the limit of {limit} bytes.")
-    body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > limit:
-            raise BodyTooLarge(f"Request body exceeds the limit of {limit} bytes.")
-    return bytes(body)
-
-
-def parse_request(raw: bytes, model: type[M]) -> M:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"We could not parse the JSON body of your request: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        param = _param_path(first.get("loc", ()))
-        raise InvalidRequest(
-            f"Invalid value for '{param}': {first.get('msg')}", param=param or None
-        ) from None
-
-
-def _param_path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def bearer_token(request: Request) -> str | None:
-    auth = request.headers.get("authorization", "")
-    scheme, _, token = auth.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 def create_app(

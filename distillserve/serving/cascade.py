@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from distillserve.monitoring import metrics
+from distillserve.protocol.errors import APIError, BackendTimeout, BackendUnavailable
+from distillserve.protocol.schema import ChatCompletionRequest
 from distillserve.router.confidence import ConfidenceCascade, chunk_logprobs
-from distillserve.serving.errors import APIError, BackendTimeout, BackendUnavailable
-from distillserve.serving.protocol import ChatCompletionRequest
 
 if TYPE_CHECKING:
     from distillserve.serving.gateway import Gateway, Request, RoutePlan

@@ -11,16 +11,16 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from distillserve.adapters.student_target import StudentTarget
 from distillserve.config import Settings
 from distillserve.monitoring import metrics
+from distillserve.protocol.backend import Backend
+from distillserve.protocol.errors import APIError, BackendTimeout, BackendUnavailable, ModelNotFound
+from distillserve.protocol.reasoning import ThinkStreamFilter, split_think, strip_message
+from distillserve.protocol.schema import ChatCompletionRequest, CompletionRequest, SamplingFields, new_id
 from distillserve.router.policy import Route
 from distillserve.router.router import CASCADE, RouteDecision, Router
 from distillserve.serving import cascade
-from distillserve.serving.backends.base import Backend
-from distillserve.serving.errors import APIError, BackendTimeout, BackendUnavailable, ModelNotFound
-from distillserve.serving.protocol import ChatCompletionRequest, CompletionRequest, SamplingFields, new_id
-from distillserve.serving.reasoning import ThinkStreamFilter, split_think, strip_message
-from distillserve.serving.student_target import StudentTarget
 from distillserve.teacher_log.record import TeacherLogRecord, TokenLogprob, conversation_key
 from distillserve.teacher_log.sink import NullSink, TeacherLogSink
 

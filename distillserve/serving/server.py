@@ -11,18 +11,21 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
+from distillserve.adapters.admin_api import student_admin_router
+from distillserve.adapters.control import StudentControl
+from distillserve.adapters.hotswap import HotSwapper
+from distillserve.adapters.registry_api import gateway_registry_router
+from distillserve.adapters.student_watch import StudentWatch
+from distillserve.adapters.validation import AdapterValidator, BaseProvider
+from distillserve.backends.factory import build_backend
 from distillserve.config import BackendConfig, Settings
 from distillserve.monitoring.series import init_gateway_series
-from distillserve.monitoring.shadow import ShadowSampler, build_shadow
+from distillserve.protocol.backend import AdapterHost, Backend
 from distillserve.router.refresh_loop import RouterRefresher
 from distillserve.router.router import Router
-from distillserve.serving.adapter_validation import AdapterValidator, BaseProvider
 from distillserve.serving.app import create_app
-from distillserve.serving.backends.base import AdapterHost, Backend
-from distillserve.serving.backends.factory import build_backend
 from distillserve.serving.gateway import Gateway
-from distillserve.serving.hotswap import HotSwapper
-from distillserve.serving.student_watch import StudentWatch
+from distillserve.serving.shadow import ShadowSampler, build_shadow
 from distillserve.teacher_log.factory import build_sink
 
 log = logging.getLogger(__name__)
@@ -50,7 +53,7 @@ def build_gateway(settings: Settings) -> Gateway:
 
 def _prepared_model(spec: str) -> BaseProvider:
     async def provide() -> str:
-        from distillserve.engine.prepared_models import resolve_model
+        from distillserve.models.prepared import resolve_model
 
         return str(await asyncio.to_thread(resolve_model, spec))
 
@@ -68,7 +71,7 @@ def build_validator(cfg: BackendConfig, backend: Backend) -> AdapterValidator:
         served_base = cfg.model_path if cfg.model_path and Path(cfg.model_path).is_dir() else None
     max_rank = None
     if cfg.kind == "vllm":
-        from distillserve.serving.vllm_process import VLLMEngineArgs
+        from distillserve.launchers.vllm_process import VLLMEngineArgs
 
         max_rank = VLLMEngineArgs.of(cfg).max_lora_rank
     names = frozenset(n for n in (cfg.model_path, cfg.served_model) if n)
@@ -95,9 +98,6 @@ def build_student_control(gw: Gateway) -> tuple[HotSwapper, StudentWatch] | None
 
 
 def build_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
-    from distillserve.distiller.registry_api import gateway_registry_router
-    from distillserve.serving.admin_api import router as admin_router
-
     gw = gateway or build_gateway(settings)
     control = build_student_control(gw)
     rc = settings.router
@@ -137,9 +137,18 @@ def build_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
             await gw.router.aclose()
             await gw.sink.aclose()
 
-    app = create_app(gw, lifespan=lifespan, extra_routers=[admin_router, gateway_registry_router(settings)])
-    app.state.hotswapper = control[0] if control else None
-    return app
+    student_control = StudentControl(
+        swapper=control[0] if control else None,
+        baselines=gw,
+        reserved_names=frozenset({gw.auto_name, gw.student.name, gw.teacher.name}),
+        student=f"{gw.student.name!r} ({gw.student.kind})",
+    )
+    admin_key = settings.server.admin_key.get_secret_value() if settings.server.admin_key else None
+    routers = [
+        student_admin_router(student_control, admin_key),
+        gateway_registry_router(settings, student_control),
+    ]
+    return create_app(gw, lifespan=lifespan, extra_routers=routers)
 
 
 def run(settings: Settings) -> None:

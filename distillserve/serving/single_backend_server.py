@@ -14,13 +14,13 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 
+from distillserve.backends.factory import build_backend
 from distillserve.config import BackendConfig
+from distillserve.protocol.backend import Backend
+from distillserve.protocol.errors import APIError, ModelNotFound, api_error_body
+from distillserve.protocol.schema import ChatCompletionRequest, CompletionRequest
+from distillserve.protocol.sse import DONE, encode_event
 from distillserve.serving.app import error_response, json_response, parse_request, read_body
-from distillserve.serving.backends.base import Backend
-from distillserve.serving.backends.factory import build_backend
-from distillserve.serving.errors import APIError, ModelNotFound, api_error_body
-from distillserve.serving.protocol import ChatCompletionRequest, CompletionRequest
-from distillserve.serving.sse import DONE, encode_event
 
 MAX_BODY = 10_000_000
 

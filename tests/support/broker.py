@@ -20,7 +20,7 @@ from pathlib import Path
 from kafka import KafkaConsumer, TopicPartition
 
 from distillserve.config import TeacherLogConfig
-from distillserve.teacher_log.broker import LocalBroker, topics_for
+from distillserve.launchers.local_broker import LocalBroker, topics_for
 
 
 def teacher_log_config(broker: LocalBroker, tmp: Path, **overrides: object) -> TeacherLogConfig:

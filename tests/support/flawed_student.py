@@ -17,7 +17,7 @@ from pathlib import Path
 
 import uvicorn
 
-from distillserve.serving.backends.testbed_teacher import TestbedTeacher
+from distillserve.backends.testbed_teacher import TestbedTeacher
 from distillserve.serving.single_backend_server import create_single_app
 from distillserve.testbed.tasks import parse_prompt
 from tests.support.processes import free_port, python_module, running

@@ -133,7 +133,7 @@ def distiller_config(tmp: Path, teacher_log: dict, metrics_port: int, base_model
 def vllm_student(tmp: Path, model: str) -> Iterator[str]:
     """vLLM's CPU build serving ``model`` (LoRA enabled) as "base"; yields its /v1 URL."""
     from distillserve.config import BackendConfig
-    from distillserve.serving.vllm_process import VLLMEngineArgs, VLLMProcess
+    from distillserve.launchers.vllm_process import VLLMEngineArgs, VLLMProcess
     from tests.support.processes import free_port
 
     engine = VLLMProcess(
@@ -155,7 +155,7 @@ def vllm_student(tmp: Path, model: str) -> Iterator[str]:
 def learning_loop_stack(tmp: Path) -> Iterator[LoopStack]:
     """The gateway logging to a real broker (KafkaSink), its student on a real vLLM, and a real
     distiller consuming the log; gateway, distiller and vLLM all scraped by Prometheus."""
-    from distillserve.teacher_log.broker import topics_for
+    from distillserve.launchers.local_broker import topics_for
     from distillserve.testbed.student_model import ensure_testbed_student
     from tests.support.broker import running_broker, teacher_log_config
     from tests.support.processes import free_port, python_module, running

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from distillserve import child_process
-from distillserve.child_process import child_env, free_port, stop_process, wait_http
+from distillserve.launchers import child_process
+from distillserve.launchers.child_process import child_env, free_port, stop_process, wait_http
 
 __all__ = ["REPO_ROOT", "child_env", "free_port", "python_module", "running", "stop_process", "wait_http"]
 

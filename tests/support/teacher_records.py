@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from distillserve.serving.backends.testbed_teacher import TestbedTeacher
-from distillserve.serving.protocol import ChatCompletionRequest
+from distillserve.backends.testbed_teacher import TestbedTeacher
+from distillserve.protocol.schema import ChatCompletionRequest
 from distillserve.teacher_log.record import TeacherLogRecord, TokenLogprob, conversation_key
 from distillserve.testbed.tasks import sample
 

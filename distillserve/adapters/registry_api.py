@@ -1,0 +1,142 @@
+"""Registry endpoints of the gateway's admin API, for ML engineers (admin key required).
+
+    GET  /admin/registry/versions                list (cards without history)
+    GET  /admin/registry/versions/{version}      one card
+    GET  /admin/registry/diff?a=v1&b=v2          two versions' eval results and b − a
+    GET  /admin/registry/state                   live, canary and share, transition log
+    POST /admin/registry/promote   {"version"}   validate, hot-swap, record as live
+    POST /admin/registry/rollback                the previous live version, live again
+    POST /admin/registry/canary    {"version", "share"}   (version null ends the canary)
+
+Mounted next to the adapter admin API in the gateway, where the swap is in-process. Errors are
+OpenAI-shaped (the gateway's handlers render ``APIError``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from distillserve.adapters.admin_auth import admin_key_check
+from distillserve.adapters.control import StudentControl
+from distillserve.adapters.promotion import Activator, HotSwapActivator, Promoter
+from distillserve.adapters.registry import (
+    AdapterRegistry,
+    AdapterRejected,
+    RegistryError,
+    VersionNotFound,
+    diff_eval,
+)
+from distillserve.adapters.registry_factory import build_registry
+from distillserve.config import Settings
+from distillserve.protocol.errors import APIError, InvalidRequest, ModelNotFound
+
+
+class PromoteBody(BaseModel):
+    version: str
+
+
+class CanaryBody(BaseModel):
+    version: str | None
+    share: float = Field(ge=0.0, le=1.0)
+
+
+class Conflict(APIError):
+    status_code = 409
+    type = "invalid_request_error"
+    code = "registry_conflict"
+
+
+def _as_api_error(exc: RegistryError) -> APIError:
+    if isinstance(exc, VersionNotFound):
+        return ModelNotFound(str(exc), param="version")
+    if isinstance(exc, AdapterRejected):
+        return InvalidRequest(str(exc), param="version", code="adapter_rejected")
+    return Conflict(str(exc))
+
+
+def registry_router(
+    registry: AdapterRegistry | Callable[[], AdapterRegistry],
+    admin_key: str | None,
+    *,
+    activator: Activator | None = None,
+    control: StudentControl | None = None,
+) -> APIRouter:
+    """``registry`` may be a factory, so a gateway creates the registry on first use only.
+    ``activator`` defaults to the gateway's in-process hot-swapper (``control``)."""
+    if activator is None and control is None:
+        raise ValueError("registry_router needs an activator or the gateway's student control")
+    router = APIRouter(prefix="/admin/registry", dependencies=[Depends(admin_key_check(admin_key))])
+    holder: list[AdapterRegistry] = []
+
+    def reg() -> AdapterRegistry:
+        if not holder:
+            holder.append(registry() if callable(registry) else registry)
+        return holder[0]
+
+    def promoter() -> Promoter:
+        if activator is not None:
+            return Promoter(reg(), activator)
+        assert control is not None
+        return Promoter(reg(), HotSwapActivator(control.require_swapper(), control.baselines))
+
+    @router.get("/versions")
+    async def list_versions() -> dict[str, Any]:
+        r = reg()
+        cards = [c.model_dump(mode="json", exclude={"history"}) for c in r.cards()]
+        return {"object": "list", "base_model": r.base_model, "data": cards}
+
+    @router.get("/versions/{version}")
+    async def show(version: str) -> dict[str, Any]:
+        try:
+            return reg().card(version).model_dump(mode="json")
+        except RegistryError as exc:
+            raise _as_api_error(exc) from None
+
+    @router.get("/diff")
+    async def diff(a: str, b: str) -> dict[str, Any]:
+        try:
+            return diff_eval(reg().card(a), reg().card(b))
+        except RegistryError as exc:
+            raise _as_api_error(exc) from None
+
+    @router.get("/state")
+    async def state() -> dict[str, Any]:
+        return reg().state().model_dump(mode="json")
+
+    @router.post("/promote")
+    async def promote(body: PromoteBody) -> dict[str, Any]:
+        try:
+            await promoter().promote(body.version, by="admin-api", reason="promoted by hand")
+        except RegistryError as exc:
+            raise _as_api_error(exc) from None
+        return {"live": body.version, "adapter": reg().adapter_name(body.version)}
+
+    @router.post("/rollback")
+    async def rollback() -> dict[str, Any]:
+        try:
+            target = await promoter().rollback(by="admin-api")
+        except RegistryError as exc:
+            raise _as_api_error(exc) from None
+        return {"live": target, "adapter": reg().adapter_name(target)}
+
+    @router.post("/canary")
+    async def canary(body: CanaryBody) -> dict[str, Any]:
+        try:
+            await promoter().canary(body.version, body.share if body.version else 0.0, by="admin-api")
+        except RegistryError as exc:
+            raise _as_api_error(exc) from None
+        st = reg().state()
+        return {"canary": st.canary, "share": st.canary_share}
+
+    return router
+
+
+def gateway_registry_router(settings: Settings, control: StudentControl) -> APIRouter:
+    """The router as the gateway mounts it: the configured registry, the server's admin key,
+    promotions through the gateway's own hot-swapper."""
+    key = settings.server.admin_key.get_secret_value() if settings.server.admin_key else None
+    return registry_router(lambda: build_registry(settings), key, control=control)
