@@ -21,8 +21,8 @@ from distillserve.config import Settings
 from distillserve.router.router import Router
 from distillserve.serving.app import create_app
 from distillserve.serving.gateway import Gateway
-from tests.support.processes import free_port
 from tests.adapters.test_registry import adapter_dir  # noqa: F401 - module fixture
+from tests.support.processes import free_port
 
 KEY = "adm-test-key"
 

@@ -25,8 +25,8 @@ from distillserve.router.embedding_scorer import EmbeddingScorer
 from distillserve.router.router import Router
 from distillserve.serving.gateway import Gateway
 from distillserve.testbed.tasks import BASE_TASKS, HARD_TASKS
-from tests.support.servers import Server, start_gateway
 from tests.router.test_embedding_scorer import task_labelled
+from tests.support.servers import Server, start_gateway
 
 KEY = "sk-router"
 
