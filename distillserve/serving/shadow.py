@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import random
 import time
 from collections.abc import Callable
@@ -24,10 +23,8 @@ from distillserve.monitoring.agreement import AgreementScorer, build_scorer
 from distillserve.monitoring.drift import AgreementTracker
 from distillserve.protocol.backend import Backend
 from distillserve.protocol.errors import APIError
-from distillserve.protocol.reasoning import split_think
 from distillserve.protocol.schema import ChatCompletionRequest
-from distillserve.router.router import RouteDecision
-from distillserve.serving.gateway import RoutePlan, build_record
+from distillserve.teacher_log.answer import AnswerOrigin, TeacherAnswer
 from distillserve.teacher_log.sink import TeacherLogSink
 
 log = logging.getLogger(__name__)
@@ -122,9 +119,8 @@ class ShadowSampler:
         except Exception:  # a backend bug must not look like a scoring failure
             log.exception("shadow teacher call failed")
             return "teacher_error"
-        choice = (body.get("choices") or [{}])[0]
-        msg = choice.get("message") or {}
-        text = msg.get("content") or ""
+        answer = TeacherAnswer.from_body(shadow_req, self._origin(adapter, student_text), body)
+        text = answer.text
         try:
             if self.scorer.blocking:
                 sim = await asyncio.to_thread(self.scorer.similarity, student_text, text)
@@ -139,48 +135,23 @@ class ShadowSampler:
         metrics.SHADOW_SIMILARITY.labels(scorer=self.scorer.name).observe(sim)
         self.tracker.record(adapter or metrics.BASE_VERSION, agreed)
         if self.log_pairs:
-            self._log_pair(shadow_req, body, msg, student_text, adapter)
+            self._log_pair(answer)
         return "agree" if agreed else "disagree"
 
-    def _log_pair(
-        self,
-        request: ChatCompletionRequest,
-        body: dict[str, Any],
-        msg: dict[str, Any],
-        student_text: str,
-        adapter: str | None,
-    ) -> None:
-        choice = (body.get("choices") or [{}])[0]
-        text = msg.get("content") or ""
-        reasoning = msg.get("reasoning_content") or msg.get("reasoning")
-        if reasoning is None and "</think>" in text:
-            reasoning, _ = split_think(text)
-        # The same record builder as for teacher-served requests, so both kinds share one shape.
-        plan = RoutePlan(
-            "teacher",
-            self.teacher,
-            None,
-            RouteDecision("teacher", math.nan, "none", "shadow"),
-            self.teacher.name,
+    def _origin(self, adapter: str | None, student_text: str) -> AnswerOrigin:
+        return AnswerOrigin(
+            teacher_model=self.teacher.name,
+            teacher_backend=self.teacher.kind,
+            route="shadow",
+            kind="shadow",
+            student_model=adapter or self.student_name,
+            student_text=student_text,
         )
+
+    def _log_pair(self, answer: TeacherAnswer) -> None:
+        # The same record builder as for teacher-served requests, so both kinds share one shape.
         try:
-            record = build_record(
-                request,
-                plan,
-                text,
-                reasoning,
-                choice.get("finish_reason"),
-                body.get("usage") or {},
-                (choice.get("logprobs") or {}).get("content"),
-                body.get("id"),
-            ).model_copy(
-                update={
-                    "kind": "shadow",
-                    "student_model": adapter or self.student_name,
-                    "student_text": student_text,
-                }
-            )
-            self.sink.submit(record)
+            self.sink.submit(answer.to_record())
         except Exception:  # the sink counts its own drops; a record we cannot build is logged
             log.exception("could not log a shadow pair")
 

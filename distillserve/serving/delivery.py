@@ -1,0 +1,172 @@
+"""What happens to an answer on its way to the client, blocking or streamed: the model renamed
+to what the client asked for, reasoning stripped if configured, tokens counted, the usage chunk
+only when asked for, teacher answers logged, student answers offered to the shadow sampler."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncGenerator, Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Protocol
+
+from distillserve.adapters.student_target import StudentTarget
+from distillserve.monitoring import metrics
+from distillserve.protocol.errors import APIError
+from distillserve.protocol.reasoning import ThinkStreamFilter, strip_message
+from distillserve.protocol.schema import ChatCompletionRequest
+from distillserve.serving.route_plan import Request, RoutePlan
+from distillserve.serving.stream_gathering import StreamState, has_content, strip_chunk
+from distillserve.teacher_log.answer import TeacherAnswer
+from distillserve.teacher_log.sink import TeacherLogSink
+
+log = logging.getLogger(__name__)
+
+#: Told every logged teacher chat answer (messages, text): the learned router re-fits on them.
+TeacherAnswerListener = Callable[[list[dict[str, Any]], str], None]
+
+
+class ShadowHook(Protocol):
+    """Called after the student answered, to sample a teacher comparison in the background."""
+
+    def maybe_shadow(
+        self, request: ChatCompletionRequest, student_text: str, adapter: str | None
+    ) -> None: ...
+
+    def set_baseline(self, adapter: str | None, value: float) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+def count_backend_error(plan: RoutePlan, exc: APIError) -> None:
+    metrics.BACKEND_ERRORS.labels(
+        backend=plan.backend.kind, route=plan.route, kind=exc.code or exc.type
+    ).inc()
+
+
+class AnswerDelivery:
+    def __init__(
+        self,
+        target: StudentTarget,
+        sink: TeacherLogSink,
+        *,
+        strip_reasoning: bool,
+        log_teacher_answers: bool,
+        shadow: ShadowHook | None = None,
+        on_teacher_answer: TeacherAnswerListener | None = None,
+    ) -> None:
+        self.target = target
+        self.sink = sink
+        self.strip_reasoning = strip_reasoning
+        self.log_teacher_answers = log_teacher_answers
+        self.shadow = shadow
+        self.on_teacher_answer = on_teacher_answer
+
+    def in_flight(self, plan: RoutePlan) -> AbstractContextManager[None]:
+        """Counts a student request on its adapter, so a hot-swap never unloads it mid-answer."""
+        return self.target.in_flight(plan.model) if plan.route == "student" else nullcontext()
+
+    # -- blocking ---------------------------------------------------------------------------------
+    def finish(self, request: Request, plan: RoutePlan, body: dict[str, Any]) -> dict[str, Any]:
+        chat = isinstance(request, ChatCompletionRequest)
+        body["model"] = plan.public_model
+        count_tokens(plan.route, body.get("usage"))
+        choice = (body.get("choices") or [{}])[0]
+        if plan.route == "teacher":
+            self.log_teacher(TeacherAnswer.from_body(request, plan.teacher_origin(), body))
+            if self.strip_reasoning and chat:
+                strip_message(choice.get("message", {}))
+        elif chat and self.shadow is not None:
+            text = (choice.get("message") or {}).get("content") or ""
+            self.shadow.maybe_shadow(request, text, plan.model)  # type: ignore[arg-type]
+        body["distillserve"] = plan.annotation()
+        return body
+
+    # -- streaming --------------------------------------------------------------------------------
+    async def relay(
+        self,
+        request: Request,
+        plan: RoutePlan,
+        it: AsyncGenerator[dict[str, Any], None],
+        first: dict[str, Any] | None,
+        started: float,
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """Chunks for the client; the whole answer is gathered for the teacher log."""
+        chat = isinstance(request, ChatCompletionRequest)
+        want_usage = bool(request.stream_options and request.stream_options.include_usage)
+        think = ThinkStreamFilter() if self.strip_reasoning and plan.route == "teacher" and chat else None
+        state = StreamState()
+        annotated = False
+        got_first_token = False
+        try:
+            with self.in_flight(plan):
+                chunk = first
+                while chunk is not None:
+                    chunk["model"] = plan.public_model
+                    if chunk.get("usage"):
+                        state.usage = chunk["usage"]
+                    choices = chunk.get("choices") or []
+                    if choices:
+                        state.gather(choices[0], chat)
+                        if not got_first_token and has_content(choices[0], chat):
+                            got_first_token = True
+                            _observe_first_token(plan, started)
+                        if think is not None:
+                            strip_chunk(choices[0], think)
+                    if choices or want_usage:
+                        if not annotated:
+                            chunk["distillserve"] = plan.annotation()
+                            annotated = True
+                        yield chunk
+                    chunk = await _next_chunk(it, plan)
+        finally:
+            await close_stream(it)
+        count_tokens(plan.route, state.usage)
+        if plan.route == "teacher":
+            self.log_teacher(state.teacher_answer(request, plan.teacher_origin()))
+        elif chat and self.shadow is not None:
+            self.shadow.maybe_shadow(request, state.text, plan.model)  # type: ignore[arg-type]
+
+    # -- the teacher log --------------------------------------------------------------------------
+    def log_teacher(self, answer: TeacherAnswer) -> None:
+        if not self.log_teacher_answers:
+            return
+        try:
+            record = answer.to_record()
+            self.sink.submit(record)
+            if record.messages is not None and self.on_teacher_answer is not None:
+                self.on_teacher_answer(record.messages, answer.text)
+        except Exception:  # logging must never fail a request; the sink counts its own drops
+            log.exception("could not log a teacher answer")
+
+
+def count_tokens(route: str, usage: dict[str, Any] | None) -> None:
+    if usage:
+        metrics.TOKENS.labels(route=route, direction="prompt").inc(usage.get("prompt_tokens", 0))
+        metrics.TOKENS.labels(route=route, direction="completion").inc(usage.get("completion_tokens", 0))
+
+
+def _observe_first_token(plan: RoutePlan, started: float) -> None:
+    metrics.TIME_TO_FIRST_TOKEN.labels(route=plan.route, backend=plan.backend.kind).observe(
+        time.perf_counter() - started
+    )
+
+
+async def _next_chunk(it: AsyncGenerator[dict[str, Any], None], plan: RoutePlan) -> dict[str, Any] | None:
+    try:
+        return await it.__anext__()
+    except StopAsyncIteration:
+        return None
+    except APIError as exc:
+        count_backend_error(plan, exc)
+        raise
+
+
+async def close_stream(it: AsyncGenerator[Any, None]) -> None:
+    """Close a backend stream we stop reading; closing a broken upstream must not mask the outcome."""
+    try:
+        await it.aclose()
+    except Exception:
+        log.debug("error closing a backend stream", exc_info=True)
