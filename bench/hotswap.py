@@ -32,7 +32,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.percentiles import pct
-from distillserve.launchers.vllm_process import VLLMEngineArgs, VLLMProcess
+from distillserve.backends.vllm_engine_args import VLLMEngineArgs
+from distillserve.launchers.vllm_process import VLLMProcess
 from distillserve.testbed.student_model import ensure_testbed_student
 from tests.support.adapters import train_answer_adapter
 from tests.support.processes import free_port

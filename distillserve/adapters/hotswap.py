@@ -57,10 +57,11 @@ class HotSwapper:
         drain_timeout_s: float = 120.0,
         validator: AdapterValidator | None = None,
     ) -> None:
-        if not isinstance(backend, AdapterHost):
+        host = backend.adapter_host()
+        if host is None:
             raise TypeError(f"backend {backend.name!r} ({backend.kind}) cannot serve LoRA adapters")
         self.backend = backend
-        self.host: AdapterHost = backend
+        self.host: AdapterHost = host
         self.target = target
         self.base_model = base_model
         self.drain_timeout_s = drain_timeout_s

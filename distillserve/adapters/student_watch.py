@@ -14,6 +14,7 @@ import contextlib
 import logging
 
 from distillserve.adapters.hotswap import HotSwapper
+from distillserve.protocol.backend import AdapterRef
 from distillserve.protocol.errors import AdapterError, APIError
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ class StudentWatch:
         swapper: HotSwapper,
         *,
         interval_s: float = 2.0,
-        initial: tuple[str, str] | None = None,
+        initial: AdapterRef | None = None,
     ) -> None:
         self.swapper = swapper
         self.interval_s = interval_s
@@ -41,7 +42,7 @@ class StudentWatch:
     async def check_once(self) -> list[str]:
         """One round: the initial activation if still pending, else a restore; returns what was reloaded."""
         if self.initial is not None:
-            name, path = self.initial
+            name, path = self.initial.name, self.initial.path
             try:
                 await self.swapper.activate(name, path, adopt=True)
             except AdapterError as exc:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from distillserve.config import BackendConfig
 from distillserve.engine.engine import EmbeddedEngine, TokenEvent
 from distillserve.engine.sampling import SamplingParams
-from distillserve.protocol.backend import Backend
+from distillserve.models.prepared import resolve_model
+from distillserve.protocol.backend import AdapterHost, Backend
 from distillserve.protocol.errors import BackendUnavailable, InvalidRequest
 from distillserve.protocol.schema import (
     ChatCompletionRequest,
@@ -96,6 +97,19 @@ class EmbeddedBackend(Backend):
         return self.engine.alive
 
     # -- adapters (AdapterHost) ---------------------------------------------------------------
+
+    def adapter_host(self) -> AdapterHost:
+        return self
+
+    async def served_base(self) -> str | None:
+        """The directory the engine's model spec resolves to (an alias is prepared once)."""
+        return str(await asyncio.to_thread(resolve_model, self.cfg.model_path or "testbed-student"))
+
+    def max_lora_rank(self) -> int | None:
+        return None
+
+    def on_adapter_missing(self, listener: Callable[[str], None]) -> None:
+        """The engine lives in this process: it cannot lose an adapter underneath the gateway."""
 
     async def load_adapter(self, name: str, path: str) -> None:
         await asyncio.to_thread(self.engine.load_adapter, name, path)

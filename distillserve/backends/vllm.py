@@ -24,7 +24,9 @@ import aiohttp
 import orjson
 
 from distillserve.backends.openai_http import OpenAIHTTPBackend
+from distillserve.backends.vllm_engine_args import VLLMEngineArgs
 from distillserve.config import BackendConfig
+from distillserve.protocol.backend import AdapterHost
 from distillserve.protocol.errors import AdapterError, AdapterNotLoaded, APIError, BackendRejected
 from distillserve.protocol.schema import ChatCompletionRequest, CompletionRequest
 
@@ -39,7 +41,18 @@ class VLLMBackend(OpenAIHTTPBackend):
     def __init__(self, cfg: BackendConfig) -> None:
         super().__init__(cfg)
         #: Called with the adapter's name when vLLM says it does not have it.
-        self.on_adapter_missing: Callable[[str], None] | None = None
+        self._adapter_missing: Callable[[str], None] | None = None
+        self._max_lora_rank = VLLMEngineArgs.of(cfg).max_lora_rank
+
+    # -- the AdapterHost capability -------------------------------------------------------------
+    def adapter_host(self) -> AdapterHost:
+        return self
+
+    def max_lora_rank(self) -> int | None:
+        return self._max_lora_rank
+
+    def on_adapter_missing(self, listener: Callable[[str], None]) -> None:
+        self._adapter_missing = listener
 
     # -- requests: detect a lost adapter -----------------------------------------------------------
     def _lost(self, exc: APIError, model: str | None) -> APIError:
@@ -47,8 +60,8 @@ class VLLMBackend(OpenAIHTTPBackend):
             return exc
         if model is None or model == self.cfg.served_model:
             return exc
-        if self.on_adapter_missing is not None:
-            self.on_adapter_missing(model)
+        if self._adapter_missing is not None:
+            self._adapter_missing(model)
         return AdapterNotLoaded(
             f"{self.name}: the engine does not hold adapter {model!r} (restarted?); reloading it"
         )

@@ -75,7 +75,6 @@ def build_set_command(
 ) -> None:
     """Label testbed prompts with the configured student's answers and the testbed teacher's."""
     from distillserve.backends.factory import build_backend
-    from distillserve.protocol.backend import AdapterHost
     from distillserve.router.labelled_example import save_jsonl
     from distillserve.router.labelled_set import build_testbed_set, quality_by_group
 
@@ -87,12 +86,13 @@ def build_set_command(
         try:
             name = None
             if adapter is not None:
-                if not isinstance(student, AdapterHost):
+                host = student.adapter_host()
+                if host is None:
                     raise typer.BadParameter(
                         f"the {student.kind} student cannot load adapters", param_hint="--adapter"
                     )
                 name = f"eval@{adapter.name}"
-                await student.load_adapter(name, str(adapter))
+                await host.load_adapter(name, str(adapter))
             return await build_testbed_set(student, n=n, seed=seed, adapter=name)
         finally:
             await student.aclose()

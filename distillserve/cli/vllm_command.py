@@ -35,7 +35,8 @@ def vllm_serve(
     ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for vLLM to answer.")] = 600.0,
 ) -> None:
     """Start vLLM's OpenAI server for the student and stop it (all three processes) on Ctrl-C."""
-    from distillserve.launchers.vllm_process import VLLMEngineArgs, VLLMProcess, VLLMStartError
+    from distillserve.backends.vllm_engine_args import VLLMEngineArgs
+    from distillserve.launchers.vllm_process import VLLMProcess, VLLMStartError
 
     try:
         settings = load_settings(config)

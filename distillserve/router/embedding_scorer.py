@@ -26,7 +26,7 @@ from distillserve.config import RouterConfig, cache_dir
 from distillserve.router.difficulty_classifier import DifficultyClassifier, fit_classifier, length_feature
 from distillserve.router.labelled_example import LabelledExample
 from distillserve.router.micro_batching import MicroBatcher
-from distillserve.router.scoring import DifficultyScorer, Score, ScorerNotReady, register_scorer
+from distillserve.router.scoring import LearnedScorer, Score, ScorerNotReady, register_scorer
 from distillserve.router.sentence_embedder import SentenceEmbedder
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class TrainingReport:
 
 
 @register_scorer("embedding")
-class EmbeddingScorer(DifficultyScorer):
+class EmbeddingScorer(LearnedScorer):
     def __init__(
         self,
         cfg: RouterConfig | None = None,

@@ -24,7 +24,7 @@ from distillserve.router.heuristic import HeuristicScorer
 from distillserve.router.labelled_example import LabelledExample
 from distillserve.router.policy import Route, RoutingPolicy, TargetSharePolicy, ThresholdPolicy
 from distillserve.router.retraining import GradedAnswers, RecentTeacherAnswers, relabel
-from distillserve.router.scoring import DifficultyScorer, Score, ScorerNotReady, build_scorer
+from distillserve.router.scoring import DifficultyScorer, LearnedScorer, Score, ScorerNotReady, build_scorer
 
 log = logging.getLogger(__name__)
 
@@ -128,13 +128,13 @@ class Router:
 
     @property
     def learns(self) -> bool:
-        return callable(getattr(self.scorer, "retrain", None))
+        return isinstance(self.scorer, LearnedScorer)
 
     async def retrain(self, examples: Sequence[LabelledExample], *, adapter: str | None = None) -> Any:
         """Retrain a learned scorer on shadow pairs; None if the scorer does not learn."""
-        if not self.learns:
+        if not isinstance(self.scorer, LearnedScorer):
             return None
-        return await self.scorer.retrain(examples, adapter=adapter)  # type: ignore[attr-defined]
+        return await self.scorer.retrain(examples, adapter=adapter)
 
     async def refresh(self, student: Backend, *, adapter: str | None = None, min_examples: int = 20) -> Any:
         """After ``adapter`` went live on ``student``: re-ask it the recent teacher-answered

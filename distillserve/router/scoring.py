@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+from distillserve.router.labelled_example import LabelledExample
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,14 @@ class DifficultyScorer(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release models or threads."""
+
+
+class LearnedScorer(DifficultyScorer):
+    """A scorer that learns what the live student can do from graded student/teacher pairs."""
+
+    @abstractmethod
+    async def retrain(self, examples: Sequence[LabelledExample], *, adapter: str | None = None) -> Any:
+        """Fit on ``examples`` (graded for the student with ``adapter`` live) and swap the fit in."""
 
 
 SCORERS: dict[str, Callable[..., DifficultyScorer]] = {}

@@ -6,10 +6,10 @@ the plan's fallback when the chosen backend is down or too slow. Both execution 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
 from typing import Any, NamedTuple
 
 from distillserve.monitoring import metrics
+from distillserve.protocol.backend import ChunkStream
 from distillserve.protocol.errors import APIError, BackendTimeout, BackendUnavailable
 from distillserve.protocol.schema import ChatCompletionRequest
 from distillserve.serving.delivery import AnswerDelivery, count_backend_error
@@ -17,7 +17,6 @@ from distillserve.serving.route_plan import Request, RoutePlan
 
 log = logging.getLogger(__name__)
 
-ChunkStream = AsyncGenerator[dict[str, Any], None]
 #: Errors that mean "this backend cannot answer now": the request may go to the other one.
 FAILOVER_ERRORS = (BackendUnavailable, BackendTimeout)
 

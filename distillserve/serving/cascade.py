@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from distillserve.monitoring import metrics
+from distillserve.protocol.backend import ChunkStream
 from distillserve.protocol.errors import APIError
 from distillserve.protocol.schema import ChatCompletionRequest
 from distillserve.router.confidence import ConfidenceCascade, chunk_logprobs
-from distillserve.serving.attempts import FAILOVER_ERRORS, Attempts, ChunkStream, OpenedStream
+from distillserve.serving.attempts import FAILOVER_ERRORS, Attempts, OpenedStream
 from distillserve.serving.delivery import close_stream
 from distillserve.serving.route_plan import Request, RoutePlan, StudentAttempt
 

@@ -10,11 +10,11 @@ from typing import Any
 from distillserve.adapters.student_target import StudentTarget
 from distillserve.config import Settings
 from distillserve.monitoring import metrics
-from distillserve.protocol.backend import Backend
+from distillserve.protocol.backend import Backend, ChunkStream
 from distillserve.protocol.errors import ModelNotFound
 from distillserve.protocol.schema import ChatCompletionRequest
 from distillserve.router.router import CASCADE, RouteDecision, Router
-from distillserve.serving.attempts import Attempts, ChunkStream, OpenedStream
+from distillserve.serving.attempts import Attempts, OpenedStream
 from distillserve.serving.cascade import CascadeStrategy
 from distillserve.serving.delivery import AnswerDelivery, ShadowHook
 from distillserve.serving.direct import DirectStrategy, ExecutionStrategy

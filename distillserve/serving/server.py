@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
@@ -16,16 +14,16 @@ from distillserve.adapters.control import StudentControl
 from distillserve.adapters.hotswap import HotSwapper
 from distillserve.adapters.registry_api import gateway_registry_router
 from distillserve.adapters.student_watch import StudentWatch
-from distillserve.adapters.validation import AdapterValidator, BaseProvider
+from distillserve.adapters.validation import AdapterValidator
 from distillserve.backends.factory import build_backend
 from distillserve.config import BackendConfig, Settings
 from distillserve.monitoring.series import init_gateway_series
-from distillserve.protocol.backend import AdapterHost, Backend
+from distillserve.protocol.backend import AdapterHost, AdapterRef
 from distillserve.router.refresh_loop import RouterRefresher
 from distillserve.router.router import Router
 from distillserve.serving.app import create_app
 from distillserve.serving.gateway import Gateway
-from distillserve.serving.shadow import ShadowSampler, build_shadow
+from distillserve.serving.shadow import build_shadow
 from distillserve.teacher_log.factory import build_sink
 
 log = logging.getLogger(__name__)
@@ -51,49 +49,26 @@ def build_gateway(settings: Settings) -> Gateway:
     return gateway
 
 
-def _prepared_model(spec: str) -> BaseProvider:
-    async def provide() -> str:
-        from distillserve.models.prepared import resolve_model
-
-        return str(await asyncio.to_thread(resolve_model, spec))
-
-    return provide
-
-
-def build_validator(cfg: BackendConfig, backend: Backend) -> AdapterValidator:
-    """What the student's engine accepts: its base model (asked from the engine when it can
-    say; for the embedded engine the directory its model spec resolves to, else ``model_path``
-    when that is a directory) and its maximum LoRA rank."""
-    served_base: BaseProvider | str | None = getattr(backend, "served_base", None)
-    if served_base is None and cfg.kind == "embedded":
-        served_base = _prepared_model(cfg.model_path or "testbed-student")
-    elif served_base is None:
-        served_base = cfg.model_path if cfg.model_path and Path(cfg.model_path).is_dir() else None
-    max_rank = None
-    if cfg.kind == "vllm":
-        from distillserve.launchers.vllm_process import VLLMEngineArgs
-
-        max_rank = VLLMEngineArgs.of(cfg).max_lora_rank
+def build_validator(cfg: BackendConfig, host: AdapterHost) -> AdapterValidator:
+    """What the student's engine accepts: its base model (as the engine says) and its LoRA rank limit."""
     names = frozenset(n for n in (cfg.model_path, cfg.served_model) if n)
-    return AdapterValidator(served_base, max_rank, also_known_as=names)
+    return AdapterValidator(host.served_base, host.max_lora_rank(), also_known_as=names)
 
 
 def build_student_control(gw: Gateway) -> tuple[HotSwapper, StudentWatch] | None:
     """Hot-swap and the engine watch, when the student serves LoRA adapters."""
-    if not isinstance(gw.student, AdapterHost):
+    host = gw.student.adapter_host()
+    if host is None:
         return None
     cfg = gw.settings.student
-    swapper = HotSwapper(
-        gw.student, gw.target, base_model=cfg.name, validator=build_validator(cfg, gw.student)
-    )
+    swapper = HotSwapper(gw.student, gw.target, base_model=cfg.name, validator=build_validator(cfg, host))
     initial = None
     if cfg.live_adapter:
         if not cfg.live_adapter_path:
             raise ValueError("student.live_adapter needs student.live_adapter_path")
-        initial = (cfg.live_adapter, cfg.live_adapter_path)
+        initial = AdapterRef(cfg.live_adapter, cfg.live_adapter_path)
     watch = StudentWatch(swapper, interval_s=cfg.watch_interval_s, initial=initial)
-    if hasattr(gw.student, "on_adapter_missing"):
-        gw.student.on_adapter_missing = watch.poke
+    host.on_adapter_missing(watch.poke)
     return swapper, watch
 
 
@@ -110,7 +85,7 @@ def build_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
         await gw.sink.start()
         await gw.student.start()
         await gw.teacher.start()
-        if isinstance(gw.shadow, ShadowSampler):
+        if gw.shadow is not None:
             await gw.shadow.start()
         await gw.router.start()  # a learned scorer loads in the background; the heuristic answers meanwhile
         refresher.start()
@@ -130,7 +105,7 @@ def build_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
             if control is not None:
                 await control[1].aclose()
                 await control[0].aclose()
-            if isinstance(gw.shadow, ShadowSampler):
+            if gw.shadow is not None:
                 await gw.shadow.aclose()  # before the sink closes, so finished pairs are logged
             await gw.student.aclose()
             await gw.teacher.aclose()

@@ -30,8 +30,9 @@ import pytest
 import yaml
 
 from distillserve.adapters.validation import same_base
+from distillserve.backends.vllm_engine_args import VLLMEngineArgs
 from distillserve.config import BackendConfig
-from distillserve.launchers.vllm_process import VLLMEngineArgs, VLLMProcess, vllm_env
+from distillserve.launchers.vllm_process import VLLMProcess, vllm_env
 from distillserve.testbed.student_model import ensure_testbed_student
 from tests.support.adapters import (
     adapter_for_other_base,

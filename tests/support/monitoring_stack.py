@@ -132,8 +132,9 @@ def distiller_config(tmp: Path, teacher_log: dict, metrics_port: int, base_model
 @contextlib.contextmanager
 def vllm_student(tmp: Path, model: str) -> Iterator[str]:
     """vLLM's CPU build serving ``model`` (LoRA enabled) as "base"; yields its /v1 URL."""
+    from distillserve.backends.vllm_engine_args import VLLMEngineArgs
     from distillserve.config import BackendConfig
-    from distillserve.launchers.vllm_process import VLLMEngineArgs, VLLMProcess
+    from distillserve.launchers.vllm_process import VLLMProcess
     from tests.support.processes import free_port
 
     engine = VLLMProcess(
