@@ -14,7 +14,8 @@ OpenAI-shaped (the gateway's handlers render ``APIError``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -58,6 +59,48 @@ def _as_api_error(exc: RegistryError) -> APIError:
     return Conflict(str(exc))
 
 
+@contextmanager
+def _api_errors() -> Iterator[None]:
+    """Registry failures as the client sees them: 404 unknown version, 400 refused adapter,
+    409 anything else (a version in the wrong state)."""
+    try:
+        yield
+    except RegistryError as exc:
+        raise _as_api_error(exc) from None
+
+
+class RegistryAccess:
+    """The registry the routes serve and the promoter that changes it. ``registry`` may be a
+    factory, so a gateway creates the registry on first use only; ``activator`` defaults to the
+    gateway's in-process hot-swapper (``control``)."""
+
+    def __init__(
+        self,
+        registry: AdapterRegistry | Callable[[], AdapterRegistry],
+        *,
+        activator: Activator | None,
+        control: StudentControl | None,
+    ) -> None:
+        if activator is None and control is None:
+            raise ValueError("registry_router needs an activator or the gateway's student control")
+        self._source = registry
+        self._registry: AdapterRegistry | None = None
+        self._activator = activator
+        self._control = control
+
+    def registry(self) -> AdapterRegistry:
+        if self._registry is None:
+            self._registry = self._source() if callable(self._source) else self._source
+        return self._registry
+
+    def promoter(self) -> Promoter:
+        if self._activator is not None:
+            return Promoter(self.registry(), self._activator)
+        assert self._control is not None
+        control = self._control
+        return Promoter(self.registry(), HotSwapActivator(control.require_swapper(), control.baselines))
+
+
 def registry_router(
     registry: AdapterRegistry | Callable[[], AdapterRegistry],
     admin_key: str | None,
@@ -65,23 +108,18 @@ def registry_router(
     activator: Activator | None = None,
     control: StudentControl | None = None,
 ) -> APIRouter:
-    """``registry`` may be a factory, so a gateway creates the registry on first use only.
-    ``activator`` defaults to the gateway's in-process hot-swapper (``control``)."""
-    if activator is None and control is None:
-        raise ValueError("registry_router needs an activator or the gateway's student control")
+    """Every registry endpoint behind the admin key (see the module docstring)."""
+    access = RegistryAccess(registry, activator=activator, control=control)
     router = APIRouter(prefix="/admin/registry", dependencies=[Depends(admin_key_check(admin_key))])
-    holder: list[AdapterRegistry] = []
+    router.include_router(_read_router(access))
+    router.include_router(_write_router(access))
+    return router
 
-    def reg() -> AdapterRegistry:
-        if not holder:
-            holder.append(registry() if callable(registry) else registry)
-        return holder[0]
 
-    def promoter() -> Promoter:
-        if activator is not None:
-            return Promoter(reg(), activator)
-        assert control is not None
-        return Promoter(reg(), HotSwapActivator(control.require_swapper(), control.baselines))
+def _read_router(access: RegistryAccess) -> APIRouter:
+    """Versions, one card, a diff and the state: reading only."""
+    router = APIRouter()
+    reg = access.registry
 
     @router.get("/versions")
     async def list_versions() -> dict[str, Any]:
@@ -91,44 +129,42 @@ def registry_router(
 
     @router.get("/versions/{version}")
     async def show(version: str) -> dict[str, Any]:
-        try:
+        with _api_errors():
             return reg().card(version).model_dump(mode="json")
-        except RegistryError as exc:
-            raise _as_api_error(exc) from None
 
     @router.get("/diff")
     async def diff(a: str, b: str) -> dict[str, Any]:
-        try:
+        with _api_errors():
             return diff_eval(reg().card(a), reg().card(b))
-        except RegistryError as exc:
-            raise _as_api_error(exc) from None
 
     @router.get("/state")
     async def state() -> dict[str, Any]:
         return reg().state().model_dump(mode="json")
 
+    return router
+
+
+def _write_router(access: RegistryAccess) -> APIRouter:
+    """Promote, rollback and canary: each validates, hot-swaps and records the transition."""
+    router = APIRouter()
+    reg = access.registry
+
     @router.post("/promote")
     async def promote(body: PromoteBody) -> dict[str, Any]:
-        try:
-            await promoter().promote(body.version, by="admin-api", reason="promoted by hand")
-        except RegistryError as exc:
-            raise _as_api_error(exc) from None
+        with _api_errors():
+            await access.promoter().promote(body.version, by="admin-api", reason="promoted by hand")
         return {"live": body.version, "adapter": reg().adapter_name(body.version)}
 
     @router.post("/rollback")
     async def rollback() -> dict[str, Any]:
-        try:
-            target = await promoter().rollback(by="admin-api")
-        except RegistryError as exc:
-            raise _as_api_error(exc) from None
+        with _api_errors():
+            target = await access.promoter().rollback(by="admin-api")
         return {"live": target, "adapter": reg().adapter_name(target)}
 
     @router.post("/canary")
     async def canary(body: CanaryBody) -> dict[str, Any]:
-        try:
-            await promoter().canary(body.version, body.share if body.version else 0.0, by="admin-api")
-        except RegistryError as exc:
-            raise _as_api_error(exc) from None
+        with _api_errors():
+            await access.promoter().canary(body.version, body.share if body.version else 0.0, by="admin-api")
         st = reg().state()
         return {"canary": st.canary, "share": st.canary_share}
 

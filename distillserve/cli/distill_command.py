@@ -83,14 +83,7 @@ def distill(
         promoter=Promoter(registry, build_activator(settings)),
         state_dir=state_dir(settings, registry),
     )
-    stop = threading.Event()
-
-    def _terminate(signum: int, _frame: object) -> None:
-        # Abort whatever runs (a training run too): uncommitted records are trained on next start.
-        stop.set()
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _terminate)
+    stop = _stop_on_sigterm()
     source = build_source(settings)
     try:
         distiller.run_forever(source, stop=stop, max_runs=1 if once else None)
@@ -98,6 +91,19 @@ def distill(
         logging.info("distiller stopping")
     finally:
         source.close()
+
+
+def _stop_on_sigterm() -> threading.Event:
+    """An event that SIGTERM sets; the signal also aborts whatever runs (a training run too):
+    uncommitted records are trained on next start."""
+    stop = threading.Event()
+
+    def _terminate(signum: int, _frame: object) -> None:
+        stop.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    return stop
 
 
 def _registry(config: Path | None) -> Any:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from distillserve.cli.app import app
 from distillserve.config import ConfigError, load_settings
+
+if TYPE_CHECKING:  # the launcher imports lazily: the CLI starts fast
+    from distillserve.launchers.vllm_process import VLLMProcess
 
 
 @app.command("vllm-serve")
@@ -36,7 +39,7 @@ def vllm_serve(
 ) -> None:
     """Start vLLM's OpenAI server for the student and stop it (all three processes) on Ctrl-C."""
     from distillserve.backends.vllm_engine_args import VLLMEngineArgs
-    from distillserve.launchers.vllm_process import VLLMProcess, VLLMStartError
+    from distillserve.launchers.vllm_process import VLLMProcess
 
     try:
         settings = load_settings(config)
@@ -60,6 +63,14 @@ def vllm_serve(
         raise typer.BadParameter(f"student.vllm_args: {exc}", param_hint="--config") from None
     name = served_name or student.upstream_model or "base"
     engine = VLLMProcess(model_dir, port=port, host=host, served_name=name, args=args, log_path=log_file)
+    _serve_until_stopped(engine, name, ready_timeout)
+
+
+def _serve_until_stopped(engine: VLLMProcess, name: str, ready_timeout: float) -> None:
+    """Start ``engine``, wait until it answers, then keep it up until SIGINT/SIGTERM (exit 0)
+    or until it dies (exit 1); it is stopped either way."""
+    from distillserve.launchers.vllm_process import VLLMStartError
+
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

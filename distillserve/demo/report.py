@@ -114,7 +114,29 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     s = summarize(outcomes, teacher_only_quality, events, window_s)
     step = max(window_s / 6, 1.0)
+    _plot_teacher_share(out / "teacher_share.png", outcomes, events, window_s, step)
+    _plot_quality(out / "quality.png", outcomes, teacher_only_quality, window_s, step)
+    _plot_latency(out / "latency.png", s)
+    evald = [e for e in events if e.evals]
+    if evald:
+        _plot_adapter_evals(out / "adapters.png", evald)
+    (out / "summary.json").write_text(
+        json.dumps({"summary": asdict(s), "events": [asdict(e) for e in events]}, indent=2)
+    )
+    (out / "outcomes.jsonl").write_text("\n".join(json.dumps(asdict(o)) for o in outcomes) + "\n")
+    (out / "report.md").write_text(_markdown(s, events, notes or []))
+    return s
 
+
+def _save(fig: Any, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_teacher_share(
+    path: Path, outcomes: list[Outcome], events: list[AdapterEvent], window_s: float, step: float
+) -> None:
     fig, ax = plt.subplots(figsize=(8, 3.5))
     ts, ys = _rolling(outcomes, _share, window_s, step)
     ax.plot(ts, [y * 100 for y in ys], color="tab:red")
@@ -125,10 +147,12 @@ def write_report(
         title=f"Teacher share (trailing {window_s:.0f} s window)",
     )
     _mark_promotions(ax, events)
-    fig.tight_layout()
-    fig.savefig(out / "teacher_share.png", dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
+
+def _plot_quality(
+    path: Path, outcomes: list[Outcome], teacher_only_quality: float, window_s: float, step: float
+) -> None:
     fig, ax = plt.subplots(figsize=(8, 3.5))
     ts, ys = _rolling(outcomes, _quality, window_s, step)
     ax.plot(ts, [y * 100 for y in ys], label="served (router)", color="tab:blue")
@@ -136,44 +160,32 @@ def write_report(
     ax.axhline(teacher_only_quality * 95, color="gray", ls=":", label="95% of teacher only")
     ax.set(xlabel="seconds", ylabel="exact match (%)", ylim=(0, 105), title="Quality of served answers")
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "quality.png", dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
+
+def _plot_latency(path: Path, s: Summary) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    routes = list(s.latency_ms)
     x = np.arange(3)
-    for i, r in enumerate(routes):
+    for i, r in enumerate(s.latency_ms):
         vals = [s.latency_ms[r][k] for k in ("p50", "p90", "p99")]
         ax.bar(x + i * 0.38, vals, width=0.38, label=f"{r} (n={int(s.latency_ms[r]['n'])})")
     ax.set_xticks(x + 0.19, ["p50", "p90", "p99"])
     ax.set(ylabel="ms", title="End-to-end latency by route")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "latency.png", dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
-    evald = [e for e in events if e.evals]
-    if evald:
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        metrics = sorted({k for e in evald for k in e.evals})
-        x = np.arange(len(evald))
-        w = 0.8 / max(len(metrics), 1)
-        for i, m in enumerate(metrics):
-            ax.bar(x + i * w, [e.evals.get(m, 0) * 100 for e in evald], width=w, label=m)
-        ax.set_xticks(x + 0.4 - w / 2, [f"{e.version}\n({e.status})" for e in evald], fontsize=8)
-        ax.set(ylabel="%", ylim=(0, 105), title="Adapter versions: evaluation")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "adapters.png", dpi=110)
-        plt.close(fig)
 
-    (out / "summary.json").write_text(
-        json.dumps({"summary": asdict(s), "events": [asdict(e) for e in events]}, indent=2)
-    )
-    (out / "outcomes.jsonl").write_text("\n".join(json.dumps(asdict(o)) for o in outcomes) + "\n")
-    (out / "report.md").write_text(_markdown(s, events, notes or []))
-    return s
+def _plot_adapter_evals(path: Path, evald: list[AdapterEvent]) -> None:
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    metrics = sorted({k for e in evald for k in e.evals})
+    x = np.arange(len(evald))
+    w = 0.8 / max(len(metrics), 1)
+    for i, m in enumerate(metrics):
+        ax.bar(x + i * w, [e.evals.get(m, 0) * 100 for e in evald], width=w, label=m)
+    ax.set_xticks(x + 0.4 - w / 2, [f"{e.version}\n({e.status})" for e in evald], fontsize=8)
+    ax.set(ylabel="%", ylim=(0, 105), title="Adapter versions: evaluation")
+    ax.legend(fontsize=7)
+    _save(fig, path)
 
 
 def _pct(x: float) -> str:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from distillserve.adapters.admin_api import student_admin_router
 from distillserve.adapters.control import StudentControl
@@ -16,7 +16,7 @@ from distillserve.adapters.registry_api import gateway_registry_router
 from distillserve.adapters.student_watch import StudentWatch
 from distillserve.adapters.validation import AdapterValidator
 from distillserve.backends.factory import build_backend
-from distillserve.config import BackendConfig, Settings
+from distillserve.config import BackendConfig, RouterConfig, Settings
 from distillserve.monitoring.series import init_gateway_series
 from distillserve.protocol.backend import AdapterHost, AdapterRef
 from distillserve.router.refresh_loop import RouterRefresher
@@ -55,42 +55,53 @@ def build_validator(cfg: BackendConfig, host: AdapterHost) -> AdapterValidator:
     return AdapterValidator(host.served_base, host.max_lora_rank(), also_known_as=names)
 
 
-def build_student_control(gw: Gateway) -> tuple[HotSwapper, StudentWatch] | None:
+StudentAdapterControl = tuple[HotSwapper, StudentWatch]
+
+
+def build_student_control(gw: Gateway) -> StudentAdapterControl | None:
     """Hot-swap and the engine watch, when the student serves LoRA adapters."""
     host = gw.student.adapter_host()
     if host is None:
         return None
     cfg = gw.settings.student
     swapper = HotSwapper(gw.student, gw.target, base_model=cfg.name, validator=build_validator(cfg, host))
-    initial = None
-    if cfg.live_adapter:
-        if not cfg.live_adapter_path:
-            raise ValueError("student.live_adapter needs student.live_adapter_path")
-        initial = AdapterRef(cfg.live_adapter, cfg.live_adapter_path)
-    watch = StudentWatch(swapper, interval_s=cfg.watch_interval_s, initial=initial)
-    host.on_adapter_missing(watch.poke)
+    watch = StudentWatch(swapper, interval_s=cfg.watch_interval_s, initial=_initial_adapter(cfg))
+    host.on_adapter_missing(watch.poke)  # an engine that lost the live adapter pokes the watch
     return swapper, watch
 
 
-def build_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
-    gw = gateway or build_gateway(settings)
-    control = build_student_control(gw)
-    rc = settings.router
-    refresher = RouterRefresher(
-        gw.router, gw.student, gw.target, every=rc.retrain_every, min_examples=rc.retrain_min_examples
-    )
+def _initial_adapter(cfg: BackendConfig) -> AdapterRef | None:
+    """The adapter the student must serve from the start (``student.live_adapter``), if any."""
+    if not cfg.live_adapter:
+        return None
+    if not cfg.live_adapter_path:
+        raise ValueError("student.live_adapter needs student.live_adapter_path")
+    return AdapterRef(cfg.live_adapter, cfg.live_adapter_path)
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+
+class GatewayServices:
+    """What runs beside the request path, started with the app and stopped with it: the
+    teacher-log sink, both backends, the shadow sampler, the router and its refresher, and the
+    student's adapter watch and hot-swapper."""
+
+    def __init__(
+        self, gateway: Gateway, *, refresher: RouterRefresher, control: StudentAdapterControl | None
+    ) -> None:
+        self.gateway = gateway
+        self.refresher = refresher
+        self.control = control
+
+    async def start(self) -> None:
+        gw = self.gateway
         await gw.sink.start()
         await gw.student.start()
         await gw.teacher.start()
         if gw.shadow is not None:
             await gw.shadow.start()
         await gw.router.start()  # a learned scorer loads in the background; the heuristic answers meanwhile
-        refresher.start()
-        if control is not None:
-            control[1].start()
+        self.refresher.start()
+        if self.control is not None:
+            self.control[1].start()
         log.info(
             "gateway ready: student=%s (%s) teacher=%s (%s)",
             gw.student.name,
@@ -98,20 +109,40 @@ def build_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
             gw.teacher.name,
             gw.teacher.kind,
         )
+
+    async def stop(self) -> None:
+        gw = self.gateway
+        await self.refresher.aclose()
+        if self.control is not None:
+            swapper, watch = self.control
+            await watch.aclose()
+            await swapper.aclose()
+        if gw.shadow is not None:
+            await gw.shadow.aclose()  # before the sink closes, so finished pairs are logged
+        await gw.student.aclose()
+        await gw.teacher.aclose()
+        await gw.router.aclose()
+        await gw.sink.aclose()
+
+    @asynccontextmanager
+    async def lifespan(self, _: FastAPI) -> AsyncIterator[None]:
+        await self.start()
         try:
             yield
         finally:
-            await refresher.aclose()
-            if control is not None:
-                await control[1].aclose()
-                await control[0].aclose()
-            if gw.shadow is not None:
-                await gw.shadow.aclose()  # before the sink closes, so finished pairs are logged
-            await gw.student.aclose()
-            await gw.teacher.aclose()
-            await gw.router.aclose()
-            await gw.sink.aclose()
+            await self.stop()
 
+
+def build_router_refresher(gw: Gateway, rc: RouterConfig) -> RouterRefresher:
+    return RouterRefresher(
+        gw.router, gw.student, gw.target, every=rc.retrain_every, min_examples=rc.retrain_min_examples
+    )
+
+
+def build_admin_routers(
+    settings: Settings, gw: Gateway, control: StudentAdapterControl | None
+) -> list[APIRouter]:
+    """The adapter admin API and the registry API, both driving the gateway's hot-swapper."""
     student_control = StudentControl(
         swapper=control[0] if control else None,
         baselines=gw,
@@ -119,11 +150,18 @@ def build_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
         student=f"{gw.student.name!r} ({gw.student.kind})",
     )
     admin_key = settings.server.admin_key.get_secret_value() if settings.server.admin_key else None
-    routers = [
+    return [
         student_admin_router(student_control, admin_key),
         gateway_registry_router(settings, student_control),
     ]
-    return create_app(gw, lifespan=lifespan, extra_routers=routers)
+
+
+def build_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
+    gw = gateway or build_gateway(settings)
+    control = build_student_control(gw)
+    services = GatewayServices(gw, refresher=build_router_refresher(gw, settings.router), control=control)
+    routers = build_admin_routers(settings, gw, control)
+    return create_app(gw, lifespan=services.lifespan, extra_routers=routers)
 
 
 def run(settings: Settings) -> None:

@@ -6,21 +6,24 @@ Used to run the testbed oracle teacher as its own process, the way a real teache
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 
 from distillserve.backends.factory import build_backend
 from distillserve.config import BackendConfig
 from distillserve.protocol.backend import Backend
 from distillserve.protocol.errors import APIError, ModelNotFound, api_error_body
+from distillserve.protocol.http import json_response, parse_request, read_body
 from distillserve.protocol.schema import ChatCompletionRequest, CompletionRequest
 from distillserve.protocol.sse import DONE, encode_event
-from distillserve.serving.app import error_response, json_response, parse_request, read_body
+from distillserve.serving.api.errors import add_api_error_handler
+from distillserve.serving.api.health import liveness_router
+from distillserve.serving.api.models import models_router
 
 MAX_BODY = 10_000_000
 
@@ -35,51 +38,50 @@ def create_single_app(backend: Backend) -> FastAPI:
             await backend.aclose()
 
     app = FastAPI(title=f"{backend.name} ({backend.kind})", lifespan=lifespan, docs_url=None, redoc_url=None)
-
-    @app.exception_handler(APIError)
-    async def _api_error(_: Request, exc: APIError) -> Response:
-        return error_response(exc)
-
-    async def serve(
-        request: Request, model: type[ChatCompletionRequest] | type[CompletionRequest]
-    ) -> Response:
-        req = parse_request(await read_body(request, MAX_BODY), model)
-        if req.model != backend.name:
-            raise ModelNotFound(f"The model '{req.model}' does not exist.", param="model")
-        chat = isinstance(req, ChatCompletionRequest)
-        if not req.stream:
-            body = await (backend.chat(req) if chat else backend.completion(req))  # type: ignore[arg-type]
-            return json_response(body)
-        it = backend.chat_stream(req) if chat else backend.completion_stream(req)  # type: ignore[arg-type]
-
-        async def events() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in it:
-                    yield encode_event(chunk)
-            except APIError as exc:
-                yield encode_event(api_error_body(exc))
-            yield DONE
-
-        return StreamingResponse(events(), media_type="text/event-stream")
-
-    @app.post("/v1/chat/completions")
-    async def chat(request: Request) -> Response:
-        return await serve(request, ChatCompletionRequest)
-
-    @app.post("/v1/completions")
-    async def completions(request: Request) -> Response:
-        return await serve(request, CompletionRequest)
-
-    @app.get("/v1/models")
-    async def models() -> Response:
-        m = {"id": backend.name, "object": "model", "created": int(time.time()), "owned_by": backend.kind}
-        return json_response({"object": "list", "data": [m]})
-
-    @app.get("/healthz")
-    async def healthz() -> Response:
-        return json_response({"status": "ok"})
-
+    add_api_error_handler(app)
+    app.include_router(single_completions_router(backend))
+    app.include_router(models_router(lambda: [backend.name], owned_by=backend.kind))
+    app.include_router(liveness_router())
     return app
+
+
+def single_completions_router(backend: Backend) -> APIRouter:
+    """Both completion endpoints, straight to ``backend``; only its own name is a valid model."""
+    router = APIRouter()
+
+    @router.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        return await _serve(backend, request, ChatCompletionRequest)
+
+    @router.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        return await _serve(backend, request, CompletionRequest)
+
+    return router
+
+
+async def _serve(
+    backend: Backend, request: Request, model: type[ChatCompletionRequest] | type[CompletionRequest]
+) -> Response:
+    req = parse_request(await read_body(request, MAX_BODY), model)
+    if req.model != backend.name:
+        raise ModelNotFound(f"The model '{req.model}' does not exist.", param="model")
+    chat = isinstance(req, ChatCompletionRequest)
+    if not req.stream:
+        body = await (backend.chat(req) if chat else backend.completion(req))  # type: ignore[arg-type]
+        return json_response(body)
+    it = backend.chat_stream(req) if chat else backend.completion_stream(req)  # type: ignore[arg-type]
+    return StreamingResponse(_events(it), media_type="text/event-stream")
+
+
+async def _events(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    """SSE framing; a failure mid-stream is reported in-band, then ``[DONE]``."""
+    try:
+        async for chunk in chunks:
+            yield encode_event(chunk)
+    except APIError as exc:
+        yield encode_event(api_error_body(exc))
+    yield DONE
 
 
 def run_single(cfg: BackendConfig, *, host: str, port: int) -> None:

@@ -1,0 +1,144 @@
+"""``POST /v1/chat/completions`` and ``/v1/completions`` through the gateway: check the key, parse
+the body (size-limited), route, then answer with one JSON body or an SSE stream. Every request is
+counted in ``distillserve_requests_total`` and its duration histogram; one rejected before routing
+(bad key, bad body, unknown model) under route and backend ``"none"``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+
+from distillserve.monitoring import metrics
+from distillserve.protocol.errors import APIError, api_error_body
+from distillserve.protocol.http import json_response, parse_request, read_body
+from distillserve.protocol.schema import ChatCompletionRequest, CompletionRequest
+from distillserve.protocol.sse import DONE, encode_event
+from distillserve.serving.api.auth import APIKeyCheck
+from distillserve.serving.gateway import Gateway, RoutePlan
+
+Endpoint = Literal["chat", "completions"]
+OpenAIRequest = ChatCompletionRequest | CompletionRequest
+RequestModel = type[ChatCompletionRequest] | type[CompletionRequest]
+# Proxies (nginx) must pass events on as they come, and nobody may cache a stream.
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def completions_router(gateway: Gateway, authorize: APIKeyCheck) -> APIRouter:
+    endpoint = CompletionsEndpoint(gateway, authorize)
+    router = APIRouter()
+
+    @router.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        return await endpoint.serve(request, ChatCompletionRequest)
+
+    @router.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        return await endpoint.serve(request, CompletionRequest)
+
+    return router
+
+
+class CompletionsEndpoint:
+    """Serves one completion request of either kind; the two differ only in the body model."""
+
+    def __init__(self, gateway: Gateway, authorize: APIKeyCheck) -> None:
+        self.gateway = gateway
+        self.authorize = authorize
+        self.max_body_bytes = gateway.settings.server.max_body_bytes
+
+    async def serve(self, request: Request, model: RequestModel) -> Response:
+        started = time.perf_counter()
+        endpoint: Endpoint = "chat" if model is ChatCompletionRequest else "completions"
+        try:
+            req, plan = await self._plan(request, model)
+        except APIError as exc:  # rejected before routing: counted under route "none"
+            _observe_rejected(endpoint, str(exc.status_code), started)
+            raise
+        if req.stream:
+            return await self._stream(req, plan, endpoint, started)
+        return await self._complete(req, plan, endpoint, started)
+
+    async def _plan(self, request: Request, model: RequestModel) -> tuple[OpenAIRequest, RoutePlan]:
+        api_key = self.authorize(request)
+        req = parse_request(await read_body(request, self.max_body_bytes), model)
+        forced = request.headers.get(self.gateway.router.cfg.force_header)
+        return req, await self.gateway.plan(req, forced=forced, api_key=api_key)
+
+    async def _complete(
+        self, req: OpenAIRequest, plan: RoutePlan, endpoint: Endpoint, started: float
+    ) -> Response:
+        metrics.REQUESTS_IN_FLIGHT.labels(route=plan.route).inc()
+        status, served = "200", plan
+        try:
+            body, served = await self.gateway.complete(req, plan)
+            return json_response(body, headers=served.headers())
+        except APIError as exc:
+            status = str(exc.status_code)
+            raise
+        finally:
+            metrics.REQUESTS_IN_FLIGHT.labels(route=plan.route).dec()
+            _observe(endpoint, served, status, started)
+
+    async def _stream(
+        self, req: OpenAIRequest, plan: RoutePlan, endpoint: Endpoint, started: float
+    ) -> Response:
+        # The first chunk is fetched before the response starts, so a dead backend still gets
+        # a proper error status (or a fallback) rather than a 200 with an error inside.
+        try:
+            it, first, served = await self.gateway.open_stream(req, plan)
+        except APIError as exc:
+            _observe(endpoint, plan, str(exc.status_code), started)
+            raise
+        return StreamingResponse(
+            self._events(req, served, it, first, endpoint, started),
+            media_type="text/event-stream",
+            headers={**served.headers(), **STREAM_HEADERS},
+        )
+
+    async def _events(
+        self,
+        req: OpenAIRequest,
+        served: RoutePlan,
+        it: AsyncIterator[dict[str, Any]],
+        first: dict[str, Any] | None,
+        endpoint: Endpoint,
+        started: float,
+    ) -> AsyncIterator[bytes]:
+        status = "200"
+        metrics.REQUESTS_IN_FLIGHT.labels(route=served.route).inc()
+        try:
+            async for chunk in self.gateway.relay(req, served, it, first, started):
+                yield encode_event(chunk)
+            yield DONE
+        except APIError as exc:
+            # Headers are gone already: report the failure in-band, as OpenAI and vLLM do.
+            status = str(exc.status_code)
+            yield encode_event(api_error_body(exc))
+            yield DONE
+        except (asyncio.CancelledError, GeneratorExit):
+            status = "499"  # client closed the connection; relay's finally stopped the backend
+            raise
+        finally:
+            metrics.REQUESTS_IN_FLIGHT.labels(route=served.route).dec()
+            _observe(endpoint, served, status, started)
+
+
+def _observe_rejected(endpoint: Endpoint, status: str, started: float) -> None:
+    _count({"endpoint": endpoint, "route": "none", "backend": "none", "status": status}, started)
+
+
+def _observe(endpoint: Endpoint, plan: RoutePlan, status: str, started: float) -> None:
+    _count(
+        {"endpoint": endpoint, "route": plan.route, "backend": plan.backend.kind, "status": status},
+        started,
+    )
+
+
+def _count(labels: dict[str, str], started: float) -> None:
+    metrics.REQUESTS.labels(**labels).inc()
+    metrics.REQUEST_DURATION.labels(**labels).observe(time.perf_counter() - started)

@@ -1,0 +1,17 @@
+"""``GET /metrics``: every Prometheus series of the process (declared in ``monitoring.metrics``)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+
+def metrics_router() -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
