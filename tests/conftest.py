@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+from prometheus_client import CollectorRegistry
+
 _CACHE = Path(__file__).resolve().parents[1] / ".cache"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -12,3 +15,12 @@ os.environ.setdefault("HF_HOME", str(_CACHE / "hf"))
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(_CACHE / "torchinductor"))
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(_CACHE / "tiktoken"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture
+def fresh_metrics(monkeypatch: pytest.MonkeyPatch) -> CollectorRegistry:
+    """Every distillserve metric in this test's own registry (see tests/support/metrics.py)."""
+    # Imported here, not above: the environment set above must come before any distillserve import.
+    from tests.support.metrics import use_fresh_metrics
+
+    return use_fresh_metrics(monkeypatch)

@@ -2,14 +2,22 @@
 
 Names follow Prometheus conventions (base units, ``_seconds``, ``_total``); labels
 take values from small fixed sets (routes, backend kinds, outcomes) or adapter
-versions, which are few. Import a metric from here where it is observed.
+versions, which are few.
+
+``declare(registry)`` makes the whole set in one registry. The process's set lives in
+prometheus_client's default registry (what ``/metrics`` exports) under this module's names:
+observe a metric as ``metrics.REQUESTS``, looked up when observed, never imported by name or
+kept at import time, so that a test can swap in a set of its own (``tests/support/metrics.py``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram, Info
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
 
 # Latency buckets from 5 ms to 2 min: CPU students answer in tens of ms, reasoning teachers in minutes.
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -39,160 +47,320 @@ DISTILLER_RUN_OUTCOMES = ("promoted", "held", "refused", "skipped", "failed")
 # The value of ``version`` in ``distillserve_live_adapter_info`` while the base model serves (no adapter).
 BASE_VERSION = "base"
 
-BUILD_INFO = Info("distillserve_build", "Version of the distillserve code in this process.")
-try:
-    BUILD_INFO.info({"version": version("distillserve")})
-except PackageNotFoundError:  # running from a checkout that was never installed
-    BUILD_INFO.info({"version": "unknown"})
 
-# --- gateway -------------------------------------------------------------------------------------
-REQUESTS = Counter(
-    "distillserve_requests_total",
-    "Requests answered by the gateway.",
-    ["endpoint", "route", "backend", "status"],
-)
-REQUEST_DURATION = Histogram(
-    "distillserve_request_duration_seconds",
-    "Time from request received to last byte sent.",
-    ["endpoint", "route", "backend", "status"],
-    buckets=_LATENCY,
-)
-TIME_TO_FIRST_TOKEN = Histogram(
-    "distillserve_time_to_first_token_seconds",
-    "Time from request received to the first content chunk of a streamed answer.",
-    ["route", "backend"],
-    buckets=_TTFT,
-)
-REQUESTS_IN_FLIGHT = Gauge("distillserve_requests_in_flight", "Requests being answered now.", ["route"])
-TOKENS = Counter("distillserve_tokens_total", "Tokens processed.", ["route", "direction"])
-BACKEND_ERRORS = Counter(
-    "distillserve_backend_errors_total", "Backend failures by kind.", ["backend", "route", "kind"]
-)
-FALLBACKS = Counter(
-    "distillserve_fallbacks_total",
-    "Requests re-routed because their backend failed.",
-    ["from_route", "to_route"],
-)
+class _Maker:
+    """Declares metrics in one registry."""
 
-# --- router --------------------------------------------------------------------------------------
-ROUTE_DECISIONS = Counter(
-    "distillserve_route_decisions_total",
-    "Routing decisions for model=auto and pinned models.",
-    ["route", "reason"],
-)
-ROUTER_DIFFICULTY = Histogram(
-    "distillserve_router_difficulty_score",
-    "Difficulty scores given by the router.",
-    ["scorer"],
-    buckets=tuple(i / 20 for i in range(1, 21)),
-)
-ROUTER_SCORER_FALLBACKS = Counter(
-    "distillserve_router_scorer_fallbacks_total",
-    "Scorer failures or timeouts answered by the heuristic scorer instead.",
-    ["scorer", "reason"],
-)
-ROUTER_THRESHOLD = Gauge("distillserve_router_threshold", "Current routing threshold.")
-ROUTER_SCORER_DURATION = Histogram(
-    "distillserve_router_decision_seconds",
-    "Time to score one request.",
-    ["scorer"],
-    buckets=(0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1),
-)
-CASCADE_ESCALATIONS = Counter(
-    "distillserve_cascade_escalations_total", "Student answers escalated to the teacher for low confidence."
-)
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
 
-# --- teacher log ---------------------------------------------------------------------------------
-TEACHER_LOG_RECORDS = Counter(
-    "distillserve_teacher_log_records_total",
-    "Teacher-log records by outcome (produced, spooled, replayed, dropped, dead_lettered).",
-    ["outcome"],
-)
-TEACHER_LOG_QUEUE_DEPTH = Gauge("distillserve_teacher_log_queue_depth", "Records waiting in memory.")
-TEACHER_LOG_SPOOL_BYTES = Gauge("distillserve_teacher_log_spool_bytes", "Bytes held in the disk spool.")
-TEACHER_LOG_CONSUMER_LAG = Gauge(
-    "distillserve_teacher_log_consumer_lag_records",
-    "High watermark minus committed offset, summed over partitions.",
-    ["group"],
-)
+    def counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
+        return Counter(name, doc, labels, registry=self.registry)
 
-# --- distiller and adapters ----------------------------------------------------------------------
-DISTILLER_RUNS = Counter("distillserve_distiller_runs_total", "Training runs by outcome.", ["outcome"])
-DISTILLER_RUN_DURATION = Histogram(
-    "distillserve_distiller_run_duration_seconds",
-    "Wall time of one training run including evaluation.",
-    buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
-)
-DISTILLER_LOSS = Gauge("distillserve_distiller_loss", "Final training loss of the last run.", ["kind"])
-DISTILLER_RECORDS = Counter(
-    "distillserve_distiller_records_total", "Records consumed by outcome.", ["outcome"]
-)
-DISTILLER_LAST_RUN = Gauge(
-    "distillserve_distiller_last_run_timestamp_seconds", "Unix time the last training run finished."
-)
-ADAPTER_EVAL = Gauge(
-    "distillserve_adapter_eval_score",
-    "Evaluation results per adapter version.",
-    ["version", "dataset", "metric"],
-)
-LIVE_ADAPTER = Gauge(
-    "distillserve_live_adapter_info",
-    "1 for the adapter version serving the student route.",
-    ["base", "version"],
-)
-ADAPTER_SWAPS = Counter("distillserve_adapter_swaps_total", "Hot-swaps by outcome.", ["outcome"])
-ADAPTER_SWAP_DURATION = Histogram(
-    "distillserve_adapter_swap_duration_seconds",
-    "Time from promote to the new version serving.",
-    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-)
-ADAPTER_RESTORES = Counter(
-    "distillserve_adapter_restores_total",
-    "Live or canary adapters reloaded after the student engine lost them (e.g. it restarted).",
-)
+    def gauge(self, name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
+        return Gauge(name, doc, labels, registry=self.registry)
 
-# --- drift ---------------------------------------------------------------------------------------
-# Shadow sampling: a share of student-served requests is also asked of the teacher in the background.
-SHADOW_PAIRS = Counter("distillserve_shadow_pairs_total", "Shadow comparisons by outcome.", ["outcome"])
-SHADOW_IN_FLIGHT = Gauge("distillserve_shadow_in_flight", "Shadow teacher requests running now.")
-SHADOW_DURATION = Histogram(
-    "distillserve_shadow_duration_seconds",
-    "Time of one shadow comparison: teacher call plus scoring.",
-    buckets=_LATENCY,
-)
-SHADOW_SIMILARITY = Histogram(
-    "distillserve_shadow_similarity_score",
-    "Similarity of student and teacher answers on shadow pairs (1 = same).",
-    ["scorer"],
-    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99, 1.0),
-)
-STUDENT_AGREEMENT_PAIRS = Gauge(
-    "distillserve_student_agreement_window_pairs",
-    "Shadow pairs in the rolling agreement window (the window is full at monitoring.agreement_window).",
-    ["adapter"],
-)
-STUDENT_AGREEMENT = Gauge(
-    "distillserve_student_agreement_ratio", "Rolling student/teacher agreement on shadow pairs.", ["adapter"]
-)
-STUDENT_AGREEMENT_BASELINE = Gauge(
-    "distillserve_student_agreement_baseline_ratio",
-    "Agreement measured when the adapter was promoted.",
-    ["adapter"],
-)
-STUDENT_DRIFT = Gauge(
-    "distillserve_student_drift_ratio",
-    "Drop of the rolling agreement below the baseline (baseline minus rolling, 0 when at or above it).",
-    ["adapter"],
-)
+    def histogram(
+        self, name: str, doc: str, labels: Sequence[str] = (), *, buckets: Sequence[float]
+    ) -> Histogram:
+        return Histogram(name, doc, labels, registry=self.registry, buckets=buckets)
 
-# --- embedded engine -----------------------------------------------------------------------------
-ENGINE_RUNNING = Gauge("distillserve_engine_running_requests", "Requests in the embedded engine's batch.")
-ENGINE_WAITING = Gauge("distillserve_engine_waiting_requests", "Requests waiting for a batch slot.")
-ENGINE_GENERATED_TOKENS = Counter(
-    "distillserve_engine_generated_tokens_total", "Tokens generated by the embedded engine."
-)
-ENGINE_BATCH_ROWS = Histogram(
-    "distillserve_engine_batch_rows",
-    "Rows in each decode step of the embedded engine.",
-    buckets=(1, 2, 4, 8, 16, 32, 64),
-)
+
+def _build_info(m: _Maker) -> Info:
+    info = Info(
+        "distillserve_build", "Version of the distillserve code in this process.", registry=m.registry
+    )
+    try:
+        info.info({"version": version("distillserve")})
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        info.info({"version": "unknown"})
+    return info
+
+
+def _gateway(m: _Maker) -> dict[str, Any]:
+    return dict(
+        REQUESTS=m.counter(
+            "distillserve_requests_total",
+            "Requests answered by the gateway.",
+            ["endpoint", "route", "backend", "status"],
+        ),
+        REQUEST_DURATION=m.histogram(
+            "distillserve_request_duration_seconds",
+            "Time from request received to last byte sent.",
+            ["endpoint", "route", "backend", "status"],
+            buckets=_LATENCY,
+        ),
+        TIME_TO_FIRST_TOKEN=m.histogram(
+            "distillserve_time_to_first_token_seconds",
+            "Time from request received to the first content chunk of a streamed answer.",
+            ["route", "backend"],
+            buckets=_TTFT,
+        ),
+        REQUESTS_IN_FLIGHT=m.gauge(
+            "distillserve_requests_in_flight", "Requests being answered now.", ["route"]
+        ),
+        TOKENS=m.counter("distillserve_tokens_total", "Tokens processed.", ["route", "direction"]),
+        BACKEND_ERRORS=m.counter(
+            "distillserve_backend_errors_total", "Backend failures by kind.", ["backend", "route", "kind"]
+        ),
+        FALLBACKS=m.counter(
+            "distillserve_fallbacks_total",
+            "Requests re-routed because their backend failed.",
+            ["from_route", "to_route"],
+        ),
+    )
+
+
+def _router(m: _Maker) -> dict[str, Any]:
+    return dict(
+        ROUTE_DECISIONS=m.counter(
+            "distillserve_route_decisions_total",
+            "Routing decisions for model=auto and pinned models.",
+            ["route", "reason"],
+        ),
+        ROUTER_DIFFICULTY=m.histogram(
+            "distillserve_router_difficulty_score",
+            "Difficulty scores given by the router.",
+            ["scorer"],
+            buckets=tuple(i / 20 for i in range(1, 21)),
+        ),
+        ROUTER_SCORER_FALLBACKS=m.counter(
+            "distillserve_router_scorer_fallbacks_total",
+            "Scorer failures or timeouts answered by the heuristic scorer instead.",
+            ["scorer", "reason"],
+        ),
+        ROUTER_THRESHOLD=m.gauge("distillserve_router_threshold", "Current routing threshold."),
+        ROUTER_SCORER_DURATION=m.histogram(
+            "distillserve_router_decision_seconds",
+            "Time to score one request.",
+            ["scorer"],
+            buckets=(0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1),
+        ),
+        CASCADE_ESCALATIONS=m.counter(
+            "distillserve_cascade_escalations_total",
+            "Student answers escalated to the teacher for low confidence.",
+        ),
+    )
+
+
+def _teacher_log(m: _Maker) -> dict[str, Any]:
+    return dict(
+        TEACHER_LOG_RECORDS=m.counter(
+            "distillserve_teacher_log_records_total",
+            "Teacher-log records by outcome (produced, spooled, replayed, dropped, dead_lettered).",
+            ["outcome"],
+        ),
+        TEACHER_LOG_QUEUE_DEPTH=m.gauge("distillserve_teacher_log_queue_depth", "Records waiting in memory."),
+        TEACHER_LOG_SPOOL_BYTES=m.gauge(
+            "distillserve_teacher_log_spool_bytes", "Bytes held in the disk spool."
+        ),
+        TEACHER_LOG_CONSUMER_LAG=m.gauge(
+            "distillserve_teacher_log_consumer_lag_records",
+            "High watermark minus committed offset, summed over partitions.",
+            ["group"],
+        ),
+    )
+
+
+def _distiller(m: _Maker) -> dict[str, Any]:
+    return dict(
+        DISTILLER_RUNS=m.counter(
+            "distillserve_distiller_runs_total", "Training runs by outcome.", ["outcome"]
+        ),
+        DISTILLER_RUN_DURATION=m.histogram(
+            "distillserve_distiller_run_duration_seconds",
+            "Wall time of one training run including evaluation.",
+            buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+        ),
+        DISTILLER_LOSS=m.gauge(
+            "distillserve_distiller_loss", "Final training loss of the last run.", ["kind"]
+        ),
+        DISTILLER_RECORDS=m.counter(
+            "distillserve_distiller_records_total", "Records consumed by outcome.", ["outcome"]
+        ),
+        DISTILLER_LAST_RUN=m.gauge(
+            "distillserve_distiller_last_run_timestamp_seconds", "Unix time the last training run finished."
+        ),
+        ADAPTER_EVAL=m.gauge(
+            "distillserve_adapter_eval_score",
+            "Evaluation results per adapter version.",
+            ["version", "dataset", "metric"],
+        ),
+        LIVE_ADAPTER=m.gauge(
+            "distillserve_live_adapter_info",
+            "1 for the adapter version serving the student route.",
+            ["base", "version"],
+        ),
+        ADAPTER_SWAPS=m.counter("distillserve_adapter_swaps_total", "Hot-swaps by outcome.", ["outcome"]),
+        ADAPTER_SWAP_DURATION=m.histogram(
+            "distillserve_adapter_swap_duration_seconds",
+            "Time from promote to the new version serving.",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        ),
+        ADAPTER_RESTORES=m.counter(
+            "distillserve_adapter_restores_total",
+            "Live or canary adapters reloaded after the student engine lost them (e.g. it restarted).",
+        ),
+    )
+
+
+def _drift(m: _Maker) -> dict[str, Any]:
+    return dict(
+        # Shadow sampling: a share of student-served requests is also asked of the teacher in the background.
+        SHADOW_PAIRS=m.counter(
+            "distillserve_shadow_pairs_total", "Shadow comparisons by outcome.", ["outcome"]
+        ),
+        SHADOW_IN_FLIGHT=m.gauge("distillserve_shadow_in_flight", "Shadow teacher requests running now."),
+        SHADOW_DURATION=m.histogram(
+            "distillserve_shadow_duration_seconds",
+            "Time of one shadow comparison: teacher call plus scoring.",
+            buckets=_LATENCY,
+        ),
+        SHADOW_SIMILARITY=m.histogram(
+            "distillserve_shadow_similarity_score",
+            "Similarity of student and teacher answers on shadow pairs (1 = same).",
+            ["scorer"],
+            buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99, 1.0),
+        ),
+        STUDENT_AGREEMENT_PAIRS=m.gauge(
+            "distillserve_student_agreement_window_pairs",
+            "Shadow pairs in the rolling agreement window (the window is full at monitoring.agreement_window).",
+            ["adapter"],
+        ),
+        STUDENT_AGREEMENT=m.gauge(
+            "distillserve_student_agreement_ratio",
+            "Rolling student/teacher agreement on shadow pairs.",
+            ["adapter"],
+        ),
+        STUDENT_AGREEMENT_BASELINE=m.gauge(
+            "distillserve_student_agreement_baseline_ratio",
+            "Agreement measured when the adapter was promoted.",
+            ["adapter"],
+        ),
+        STUDENT_DRIFT=m.gauge(
+            "distillserve_student_drift_ratio",
+            "Drop of the rolling agreement below the baseline (baseline minus rolling, 0 when at or above it).",
+            ["adapter"],
+        ),
+    )
+
+
+def _engine(m: _Maker) -> dict[str, Any]:
+    return dict(
+        ENGINE_RUNNING=m.gauge(
+            "distillserve_engine_running_requests", "Requests in the embedded engine's batch."
+        ),
+        ENGINE_WAITING=m.gauge("distillserve_engine_waiting_requests", "Requests waiting for a batch slot."),
+        ENGINE_GENERATED_TOKENS=m.counter(
+            "distillserve_engine_generated_tokens_total", "Tokens generated by the embedded engine."
+        ),
+        ENGINE_BATCH_ROWS=m.histogram(
+            "distillserve_engine_batch_rows",
+            "Rows in each decode step of the embedded engine.",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """One set of every distillserve metric; field names are this module's names."""
+
+    BUILD_INFO: Info
+    REQUESTS: Counter
+    REQUEST_DURATION: Histogram
+    TIME_TO_FIRST_TOKEN: Histogram
+    REQUESTS_IN_FLIGHT: Gauge
+    TOKENS: Counter
+    BACKEND_ERRORS: Counter
+    FALLBACKS: Counter
+    ROUTE_DECISIONS: Counter
+    ROUTER_DIFFICULTY: Histogram
+    ROUTER_SCORER_FALLBACKS: Counter
+    ROUTER_THRESHOLD: Gauge
+    ROUTER_SCORER_DURATION: Histogram
+    CASCADE_ESCALATIONS: Counter
+    TEACHER_LOG_RECORDS: Counter
+    TEACHER_LOG_QUEUE_DEPTH: Gauge
+    TEACHER_LOG_SPOOL_BYTES: Gauge
+    TEACHER_LOG_CONSUMER_LAG: Gauge
+    DISTILLER_RUNS: Counter
+    DISTILLER_RUN_DURATION: Histogram
+    DISTILLER_LOSS: Gauge
+    DISTILLER_RECORDS: Counter
+    DISTILLER_LAST_RUN: Gauge
+    ADAPTER_EVAL: Gauge
+    LIVE_ADAPTER: Gauge
+    ADAPTER_SWAPS: Counter
+    ADAPTER_SWAP_DURATION: Histogram
+    ADAPTER_RESTORES: Counter
+    SHADOW_PAIRS: Counter
+    SHADOW_IN_FLIGHT: Gauge
+    SHADOW_DURATION: Histogram
+    SHADOW_SIMILARITY: Histogram
+    STUDENT_AGREEMENT_PAIRS: Gauge
+    STUDENT_AGREEMENT: Gauge
+    STUDENT_AGREEMENT_BASELINE: Gauge
+    STUDENT_DRIFT: Gauge
+    ENGINE_RUNNING: Gauge
+    ENGINE_WAITING: Gauge
+    ENGINE_GENERATED_TOKENS: Counter
+    ENGINE_BATCH_ROWS: Histogram
+
+
+def declare(registry: CollectorRegistry) -> Metrics:
+    """Declare every metric in ``registry`` (the default one for the process, a fresh one in a test)."""
+    m = _Maker(registry)
+    return Metrics(
+        BUILD_INFO=_build_info(m),
+        **_gateway(m),
+        **_router(m),
+        **_teacher_log(m),
+        **_distiller(m),
+        **_drift(m),
+        **_engine(m),
+    )
+
+
+# The process's metrics, exported by ``/metrics``. Each name below is a field of ``Metrics``.
+DEFAULT = declare(REGISTRY)
+BUILD_INFO = DEFAULT.BUILD_INFO
+REQUESTS = DEFAULT.REQUESTS
+REQUEST_DURATION = DEFAULT.REQUEST_DURATION
+TIME_TO_FIRST_TOKEN = DEFAULT.TIME_TO_FIRST_TOKEN
+REQUESTS_IN_FLIGHT = DEFAULT.REQUESTS_IN_FLIGHT
+TOKENS = DEFAULT.TOKENS
+BACKEND_ERRORS = DEFAULT.BACKEND_ERRORS
+FALLBACKS = DEFAULT.FALLBACKS
+ROUTE_DECISIONS = DEFAULT.ROUTE_DECISIONS
+ROUTER_DIFFICULTY = DEFAULT.ROUTER_DIFFICULTY
+ROUTER_SCORER_FALLBACKS = DEFAULT.ROUTER_SCORER_FALLBACKS
+ROUTER_THRESHOLD = DEFAULT.ROUTER_THRESHOLD
+ROUTER_SCORER_DURATION = DEFAULT.ROUTER_SCORER_DURATION
+CASCADE_ESCALATIONS = DEFAULT.CASCADE_ESCALATIONS
+TEACHER_LOG_RECORDS = DEFAULT.TEACHER_LOG_RECORDS
+TEACHER_LOG_QUEUE_DEPTH = DEFAULT.TEACHER_LOG_QUEUE_DEPTH
+TEACHER_LOG_SPOOL_BYTES = DEFAULT.TEACHER_LOG_SPOOL_BYTES
+TEACHER_LOG_CONSUMER_LAG = DEFAULT.TEACHER_LOG_CONSUMER_LAG
+DISTILLER_RUNS = DEFAULT.DISTILLER_RUNS
+DISTILLER_RUN_DURATION = DEFAULT.DISTILLER_RUN_DURATION
+DISTILLER_LOSS = DEFAULT.DISTILLER_LOSS
+DISTILLER_RECORDS = DEFAULT.DISTILLER_RECORDS
+DISTILLER_LAST_RUN = DEFAULT.DISTILLER_LAST_RUN
+ADAPTER_EVAL = DEFAULT.ADAPTER_EVAL
+LIVE_ADAPTER = DEFAULT.LIVE_ADAPTER
+ADAPTER_SWAPS = DEFAULT.ADAPTER_SWAPS
+ADAPTER_SWAP_DURATION = DEFAULT.ADAPTER_SWAP_DURATION
+ADAPTER_RESTORES = DEFAULT.ADAPTER_RESTORES
+SHADOW_PAIRS = DEFAULT.SHADOW_PAIRS
+SHADOW_IN_FLIGHT = DEFAULT.SHADOW_IN_FLIGHT
+SHADOW_DURATION = DEFAULT.SHADOW_DURATION
+SHADOW_SIMILARITY = DEFAULT.SHADOW_SIMILARITY
+STUDENT_AGREEMENT_PAIRS = DEFAULT.STUDENT_AGREEMENT_PAIRS
+STUDENT_AGREEMENT = DEFAULT.STUDENT_AGREEMENT
+STUDENT_AGREEMENT_BASELINE = DEFAULT.STUDENT_AGREEMENT_BASELINE
+STUDENT_DRIFT = DEFAULT.STUDENT_DRIFT
+ENGINE_RUNNING = DEFAULT.ENGINE_RUNNING
+ENGINE_WAITING = DEFAULT.ENGINE_WAITING
+ENGINE_GENERATED_TOKENS = DEFAULT.ENGINE_GENERATED_TOKENS
+ENGINE_BATCH_ROWS = DEFAULT.ENGINE_BATCH_ROWS

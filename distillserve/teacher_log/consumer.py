@@ -21,13 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from distillserve.config import TeacherLogConfig
-from distillserve.monitoring.metrics import TEACHER_LOG_CONSUMER_LAG, TEACHER_LOG_RECORDS
+from distillserve.monitoring import metrics
 from distillserve.teacher_log.kafka_options import client_options
 from distillserve.teacher_log.record import TeacherLogRecord
 
 log = logging.getLogger(__name__)
-
-_DEAD_LETTERED = TEACHER_LOG_RECORDS.labels("dead_lettered")
 
 
 @dataclass
@@ -96,7 +94,7 @@ class TeacherLogConsumer:
             max_poll_interval_ms=max_poll_interval_ms,
         )
         self._dlq = KafkaProducer(**opts, acks="all", linger_ms=5)
-        self._lag = TEACHER_LOG_CONSUMER_LAG.labels(group_id)
+        self._lag = metrics.TEACHER_LOG_CONSUMER_LAG.labels(group_id)
 
     def poll_batch(self, max_records: int = 500, timeout_s: float = 1.0) -> Batch:
         """Up to ``max_records`` records; returns early once it caught up with the log."""
@@ -140,7 +138,7 @@ class TeacherLogConsumer:
         self._dlq.send(
             self.cfg.dead_letter_topic, key=message.key, value=message.value or b"", headers=headers
         )
-        _DEAD_LETTERED.inc()
+        metrics.TEACHER_LOG_RECORDS.labels("dead_lettered").inc()
 
     def commit(self, batch: Batch) -> None:
         """The batch's effect is durable: commit past it (dead letters acknowledged first).

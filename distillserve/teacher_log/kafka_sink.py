@@ -33,7 +33,7 @@ from kafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
 from kafka.partitioner.default import DefaultPartitioner, murmur2
 
 from distillserve.config import TeacherLogConfig, cache_dir
-from distillserve.monitoring.metrics import TEACHER_LOG_QUEUE_DEPTH, TEACHER_LOG_RECORDS
+from distillserve.monitoring import metrics
 from distillserve.teacher_log.kafka_options import client_options
 from distillserve.teacher_log.record import TeacherLogRecord
 from distillserve.teacher_log.sink import TeacherLogSink
@@ -41,10 +41,6 @@ from distillserve.teacher_log.spool import DiskSpool, SpoolLockedError
 
 log = logging.getLogger(__name__)
 
-_PRODUCED = TEACHER_LOG_RECORDS.labels("produced")
-_SPOOLED = TEACHER_LOG_RECORDS.labels("spooled")
-_REPLAYED = TEACHER_LOG_RECORDS.labels("replayed")
-_DROPPED = TEACHER_LOG_RECORDS.labels("dropped")
 _TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 _KEY_LEN = struct.Struct(">H")
 _BATCH = 5000  # records taken from the queue per loop
@@ -149,7 +145,7 @@ class KafkaSink(TeacherLogSink):
             # then spooled ahead of some older queued ones; order within a conversation may suffer).
             kept = self.spool.append([encode_entry(record.key.encode(), record.to_json())])
             self.stats.spooled += kept
-            _SPOOLED.inc(kept)
+            metrics.TEACHER_LOG_RECORDS.labels("spooled").inc(kept)
 
     # --- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -225,7 +221,7 @@ class KafkaSink(TeacherLogSink):
             except Exception:  # never let the thread die: whatever is in hand goes to disk
                 log.exception("teacher-log producer loop failed; spooling")
                 self._to_spooling([])
-            TEACHER_LOG_QUEUE_DEPTH.set(len(self._queue))
+            metrics.TEACHER_LOG_QUEUE_DEPTH.set(len(self._queue))
             if stopping and not self._queue:
                 break
         self._shutdown()
@@ -285,7 +281,7 @@ class KafkaSink(TeacherLogSink):
             done += 1
         if done:
             self.stats.produced += done
-            _PRODUCED.inc(done)
+            metrics.TEACHER_LOG_RECORDS.labels("produced").inc(done)
         if self._inflight and time.monotonic() - self._inflight[0].sent_at > self.cfg.delivery_timeout_s:
             log.warning("teacher-log broker slow (no ack in %.1f s): spooling", self.cfg.delivery_timeout_s)
             self._fail_inflight([])
@@ -305,13 +301,13 @@ class KafkaSink(TeacherLogSink):
         self._inflight.clear()
         if acked:
             self.stats.produced += acked
-            _PRODUCED.inc(acked)
+            metrics.TEACHER_LOG_RECORDS.labels("produced").inc(acked)
         self._to_spooling(entries + later)
 
     def _drop_too_large(self, key: bytes, value: bytes, exc: BaseException) -> None:
         """A record the broker will never take (too large): retrying would block the log forever."""
         self.stats.dropped += 1
-        _DROPPED.inc()
+        metrics.TEACHER_LOG_RECORDS.labels("dropped").inc()
         log.error("teacher-log record dropped, too large for the broker (%d bytes): %s", len(value), exc)
 
     def _close_producer(self, timeout: float = 0) -> None:
@@ -342,7 +338,7 @@ class KafkaSink(TeacherLogSink):
         kept = self.spool.append(entries)  # the spool counts what it drops
         self.spool.sync()
         self.stats.spooled += kept
-        _SPOOLED.inc(kept)
+        metrics.TEACHER_LOG_RECORDS.labels("spooled").inc(kept)
 
     def _replay(self) -> None:
         """Deliver the spool in order; on success switch back to direct sends."""
@@ -378,7 +374,7 @@ class KafkaSink(TeacherLogSink):
                 if ok:
                     self.spool.ack(batch.ends[ok - 1])
                     self.stats.replayed += replayed
-                    _REPLAYED.inc(replayed)
+                    metrics.TEACHER_LOG_RECORDS.labels("replayed").inc(replayed)
                 if ok < len(futures):
                     raise RuntimeError(
                         f"{len(futures) - ok} of {len(futures)} replayed records not acknowledged"
@@ -401,4 +397,4 @@ class KafkaSink(TeacherLogSink):
             self._fail_inflight([])
         self._spool_records(self._take(0))
         self._close_producer(timeout=2)
-        TEACHER_LOG_QUEUE_DEPTH.set(0)
+        metrics.TEACHER_LOG_QUEUE_DEPTH.set(0)

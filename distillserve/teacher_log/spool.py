@@ -27,13 +27,12 @@ from pathlib import Path
 
 import crc32c
 
-from distillserve.monitoring.metrics import TEACHER_LOG_RECORDS, TEACHER_LOG_SPOOL_BYTES
+from distillserve.monitoring import metrics
 
 log = logging.getLogger(__name__)
 
 _FRAME = struct.Struct(">II")
 _SUFFIX = ".seg"
-_DROPPED = TEACHER_LOG_RECORDS.labels("dropped")
 
 
 class SpoolLockedError(RuntimeError):
@@ -170,7 +169,7 @@ class DiskSpool:
             dropped = len(payloads) - len(frames)
             if dropped:
                 self.dropped += dropped
-                _DROPPED.inc(dropped)
+                metrics.TEACHER_LOG_RECORDS.labels("dropped").inc(dropped)
                 log.error(
                     "teacher-log spool %s is full (%d bytes): dropped %d records",
                     self.directory,
@@ -258,7 +257,7 @@ class DiskSpool:
     def _drop_rest_of_segment(self, seg: int, at: int) -> None:
         """A damaged frame: the rest of this segment cannot be framed again; count it and move on."""
         self.dropped += 1
-        _DROPPED.inc()
+        metrics.TEACHER_LOG_RECORDS.labels("dropped").inc()
         log.error(
             "spool %s: damaged record in segment %d at byte %d; skipping the rest", self.directory, seg, at
         )
@@ -304,7 +303,7 @@ class DiskSpool:
         return self.pending_bytes == 0
 
     def _update_gauge(self) -> None:
-        TEACHER_LOG_SPOOL_BYTES.set(self._pending_bytes())
+        metrics.TEACHER_LOG_SPOOL_BYTES.set(self._pending_bytes())
 
     def close(self) -> None:
         with self._lock:
