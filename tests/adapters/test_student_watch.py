@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from distillserve.adapters.hotswap import HotSwapper
 from distillserve.adapters.student_target import StudentTarget
 from distillserve.adapters.student_watch import StudentWatch
+from distillserve.protocol.backend import AdapterRef
 from tests.support.adapter_host import FakeAdapterHost
 from tests.support.metrics import sample
 
@@ -29,7 +30,7 @@ def swapper(host: FakeAdapterHost, fresh_metrics: CollectorRegistry) -> HotSwapp
 async def test_the_configured_adapter_goes_live_once_the_engine_answers(
     swapper: HotSwapper, host: FakeAdapterHost, tmp_path: Path
 ) -> None:
-    watch = StudentWatch(swapper, initial=("student@v1", str(tmp_path / "v1")))
+    watch = StudentWatch(swapper, initial=AdapterRef("student@v1", str(tmp_path / "v1")))
     host.down = True  # the gateway started before the engine
     assert await watch.check_once() == []
     assert watch.initial is not None and swapper.target.live is None
@@ -42,7 +43,7 @@ async def test_an_adapter_the_engine_still_holds_is_adopted(
     swapper: HotSwapper, host: FakeAdapterHost, tmp_path: Path
 ) -> None:
     host.loaded["student@v1"] = str(tmp_path / "v1")  # the gateway restarted, the engine did not
-    watch = StudentWatch(swapper, initial=("student@v1", str(tmp_path / "v1")))
+    watch = StudentWatch(swapper, initial=AdapterRef("student@v1", str(tmp_path / "v1")))
     await watch.check_once()
     assert swapper.target.live == "student@v1" and host.calls == []
 
@@ -51,7 +52,7 @@ async def test_a_refused_configured_adapter_is_given_up_and_the_base_model_serve
     swapper: HotSwapper, host: FakeAdapterHost, tmp_path: Path, fresh_metrics: CollectorRegistry
 ) -> None:
     host.mute.add("student@v1")
-    watch = StudentWatch(swapper, initial=("student@v1", str(tmp_path / "v1")))
+    watch = StudentWatch(swapper, initial=AdapterRef("student@v1", str(tmp_path / "v1")))
     await watch.check_once()
     assert watch.initial is None  # not retried forever
     assert swapper.target.live is None and host.loaded == {}
@@ -61,7 +62,7 @@ async def test_a_refused_configured_adapter_is_given_up_and_the_base_model_serve
 async def test_later_rounds_restore_what_the_engine_lost(
     swapper: HotSwapper, host: FakeAdapterHost, tmp_path: Path, fresh_metrics: CollectorRegistry
 ) -> None:
-    watch = StudentWatch(swapper, initial=("student@v1", str(tmp_path / "v1")))
+    watch = StudentWatch(swapper, initial=AdapterRef("student@v1", str(tmp_path / "v1")))
     await watch.check_once()
     host.restart()
     host.down = True

@@ -9,10 +9,10 @@ loads and unloads in order.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from distillserve.protocol.backend import Backend
+from distillserve.protocol.backend import AdapterHost, Backend
 from distillserve.protocol.errors import AdapterError, AdapterNotLoaded, BackendUnavailable
 from distillserve.protocol.schema import ChatCompletionRequest, CompletionRequest
 
@@ -36,6 +36,18 @@ class FakeAdapterHost(Backend):
             raise BackendUnavailable("student engine unreachable")
 
     # -- AdapterHost ------------------------------------------------------------------------------
+    def adapter_host(self) -> AdapterHost:
+        return self
+
+    async def served_base(self) -> str | None:
+        return None
+
+    def max_lora_rank(self) -> int | None:
+        return None
+
+    def on_adapter_missing(self, listener: Callable[[str], None]) -> None:
+        self.missing_listener = listener
+
     async def load_adapter(self, name: str, path: str) -> None:
         self._reachable()
         if name in self.refuse_load:
