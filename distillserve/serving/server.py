@@ -102,7 +102,7 @@ def build_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
     control = build_student_control(gw)
     rc = settings.router
     refresher = RouterRefresher(
-        gw.router, gw.student, gw.target, every=rc.retrain_every, min_examples=rc.retrain_min_examples
+        gw.router, gw.student, gw.target, every=rc.retrain.every, min_examples=rc.retrain.min_examples
     )
 
     @asynccontextmanager
