@@ -115,7 +115,11 @@ def trl_sft(base: Path, examples: list[Any], cfg: DistillerConfig, work: Path) -
         disable_tqdm=True,
     )
     trainer = SFTTrainer(
-        model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=lora_config(cfg.lora)
+        model=model,
+        args=args,
+        train_dataset=data,
+        processing_class=tokenizer,
+        peft_config=lora_config(cfg.lora),
     )
     tokens = sum(len(x) for x in trainer.train_dataset["input_ids"]) * cfg.optim.epochs
     start = time.perf_counter()

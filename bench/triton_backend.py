@@ -70,7 +70,9 @@ async def run(backend: Backend, n: int, concurrency: int, stream: bool) -> dict[
     }
 
 
-async def bench(triton_cfg: TritonBackendConfig, http_cfg: OpenAIBackendConfig, n: int, concurrency: int) -> dict:
+async def bench(
+    triton_cfg: TritonBackendConfig, http_cfg: OpenAIBackendConfig, n: int, concurrency: int
+) -> dict:
     backends = {"triton": build_backend(triton_cfg), "openai_http": build_backend(http_cfg)}
     for b in backends.values():
         await b.start()

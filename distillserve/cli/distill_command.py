@@ -19,7 +19,9 @@ from distillserve.config import ConfigError, Settings, load_settings
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
 GatewayOpt = Annotated[
     str | None,
-    typer.Option("--gateway", help="Gateway base URL to hot-swap through (default: distiller.promotion.gateway_url)."),
+    typer.Option(
+        "--gateway", help="Gateway base URL to hot-swap through (default: distiller.promotion.gateway_url)."
+    ),
 ]
 adapters = typer.Typer(help="Adapter versions in the registry: list, show, diff, promote, rollback, canary.")
 app.add_typer(adapters, name="adapters")

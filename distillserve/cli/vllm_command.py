@@ -55,7 +55,9 @@ def vllm_serve(
         raise typer.BadParameter(str(exc), param_hint="--model") from None
     try:
         # A student of another kind has no vllm_args: vLLM's defaults.
-        args = VLLMEngineArgs.of(student if isinstance(student, VLLMBackendConfig) else VLLMBackendConfig(name=student.name))
+        args = VLLMEngineArgs.of(
+            student if isinstance(student, VLLMBackendConfig) else VLLMBackendConfig(name=student.name)
+        )
     except ValueError as exc:
         raise typer.BadParameter(f"student.vllm_args: {exc}", param_hint="--config") from None
     name = served_name or student.upstream_model or "base"

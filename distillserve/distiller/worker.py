@@ -231,7 +231,12 @@ class Distiller:
         )
         t0 = time.perf_counter()
         trained = train_adapter(
-            self.base_dir, data.mixed, self.cfg, adapter_dir, parent_adapter=live_path, work_dir=work / "trainer"
+            self.base_dir,
+            data.mixed,
+            self.cfg,
+            adapter_dir,
+            parent_adapter=live_path,
+            work_dir=work / "trainer",
         )
         seconds = time.perf_counter() - t0
         for kind in ("loss", "ce", "kl"):

@@ -147,7 +147,11 @@ class Router:
             log.info("router not retrained: %d recent teacher answers (< %d)", len(answers), min_examples)
             return None
         examples = await relabel(
-            student, answers, adapter=adapter, concurrency=self.cfg.retrain.relabel_concurrency, graded=self.graded
+            student,
+            answers,
+            adapter=adapter,
+            concurrency=self.cfg.retrain.relabel_concurrency,
+            graded=self.graded,
         )
         return await self.retrain(examples, adapter=adapter)
 
