@@ -56,32 +56,32 @@ def plain_loop(base: Path, examples: list[Any], cfg: DistillerConfig, work: Path
     device = resolve_device(cfg.device)
     set_seed(cfg.seed)
     model, tokenizer = load_base(base, device)
-    encoded = ChatEncoder(tokenizer, cfg.max_seq_len).encode_all(examples)
-    model = get_peft_model(model, lora_config(cfg))
+    encoded = ChatEncoder(tokenizer, cfg.optim.max_seq_len).encode_all(examples)
+    model = get_peft_model(model, lora_config(cfg.lora))
     collate = DistillationCollator(tokenizer.pad_token_id)
-    steps = math.ceil(len(encoded) / cfg.batch_size) * cfg.epochs
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
+    steps = math.ceil(len(encoded) / cfg.optim.batch_size) * cfg.optim.epochs
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.optim.learning_rate)
     sched = get_linear_schedule_with_warmup(opt, 0, steps)
     rng = random.Random(cfg.seed)
     model.train()
     start = time.perf_counter()
     loss = torch.tensor(0.0)
-    for _ in range(cfg.epochs):
+    for _ in range(cfg.optim.epochs):
         order = rng.sample(range(len(encoded)), len(encoded))
-        for i in range(0, len(order), cfg.batch_size):
+        for i in range(0, len(order), cfg.optim.batch_size):
             batch = {
                 k: v.to(device)
-                for k, v in collate([encoded[j] for j in order[i : i + cfg.batch_size]]).items()
+                for k, v in collate([encoded[j] for j in order[i : i + cfg.optim.batch_size]]).items()
             }
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            loss = distillation_loss(logits, batch["labels"], alpha=cfg.kd_alpha, temperature=1.0).loss
+            loss = distillation_loss(logits, batch["labels"], alpha=cfg.kd.alpha, temperature=1.0).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
     seconds = time.perf_counter() - start
-    tokens = sum(len(e.input_ids) for e in encoded) * cfg.epochs
+    tokens = sum(len(e.input_ids) for e in encoded) * cfg.optim.epochs
     return {"tokens": tokens, "seconds": seconds, "final_loss": float(loss.detach())}
 
 
@@ -99,11 +99,11 @@ def trl_sft(base: Path, examples: list[Any], cfg: DistillerConfig, work: Path) -
     )
     args = SFTConfig(
         output_dir=str(work / "trl"),
-        per_device_train_batch_size=cfg.batch_size,
-        num_train_epochs=cfg.epochs,
-        learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.optim.batch_size,
+        num_train_epochs=cfg.optim.epochs,
+        learning_rate=cfg.optim.learning_rate,
         lr_scheduler_type="linear",
-        max_length=cfg.max_seq_len,
+        max_length=cfg.optim.max_seq_len,
         completion_only_loss=True,
         seed=cfg.seed,
         data_seed=cfg.seed,
@@ -115,9 +115,13 @@ def trl_sft(base: Path, examples: list[Any], cfg: DistillerConfig, work: Path) -
         disable_tqdm=True,
     )
     trainer = SFTTrainer(
-        model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=lora_config(cfg)
+        model=model,
+        args=args,
+        train_dataset=data,
+        processing_class=tokenizer,
+        peft_config=lora_config(cfg.lora),
     )
-    tokens = sum(len(x) for x in trainer.train_dataset["input_ids"]) * cfg.epochs
+    tokens = sum(len(x) for x in trainer.train_dataset["input_ids"]) * cfg.optim.epochs
     start = time.perf_counter()
     result = trainer.train()
     return {
@@ -144,7 +148,8 @@ def main() -> None:
     else:
         base = Path(a.model)
     cfg = DistillerConfig(
-        epochs=a.epochs, batch_size=a.batch_size, lora_rank=a.rank, lora_alpha=2 * a.rank, learning_rate=2e-3
+        optim={"epochs": a.epochs, "batch_size": a.batch_size, "learning_rate": 2e-3},
+        lora={"rank": a.rank, "alpha": 2 * a.rank},
     )
     examples = labelled_examples(sample(["reverse", *BASE_TASKS], a.examples, seed=3), "teacher")
     sides = {"ours": ours, "trl_sft": trl_sft, "plain_loop": plain_loop}
@@ -178,7 +183,7 @@ def main() -> None:
                     "epochs": a.epochs,
                     "batch_size": a.batch_size,
                     "lora_rank": a.rank,
-                    "target_modules": cfg.target_modules,
+                    "target_modules": cfg.lora.target_modules,
                 },
                 "ours": s_ours,
                 "trl_sft": s_trl,

@@ -7,8 +7,10 @@ Then the registered version is also scored on 60 fresh prompts of the task and 6
 prompts. Prints one JSON line per configuration and seed.
 
     .venv/bin/python bench/distiller_settings.py \\
-        '{"lr_scheduler": "constant", "epochs": 20, "replay_ratio": 0.25}' \\
-        '{"lr_scheduler": "cosine", "epochs": 30, "replay_ratio": 1.5}' --seeds 0 1 2
+        '{"optim": {"lr_scheduler": "constant", "epochs": 20}, "replay": {"ratio": 0.25}}' \\
+        '{"optim": {"lr_scheduler": "cosine", "epochs": 30}, "replay": {"ratio": 1.5}}' --seeds 0 1 2
+
+Each configuration is merged key by key over the common settings below (nested ``distiller`` keys).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -34,14 +37,26 @@ from distillserve.testbed.tasks import BASE_TASKS, sample
 from tests.support.teacher_records import teacher_records
 
 # The settings every configuration starts from (the test loop's, before tuning).
-COMMON = {"learning_rate": 3e-3, "holdout_fraction": 0.2, "regression_size": 90, "eval_max_new_tokens": 16}
+COMMON: dict[str, Any] = {
+    "device": "cpu",
+    "optim": {"learning_rate": 3e-3},
+    "eval": {"holdout_fraction": 0.2, "regression_size": 90, "max_new_tokens": 16},
+}
 
 
-def run(over: dict[str, object], records: int, task: str, seed: int, work: Path) -> dict[str, object]:
+def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` merged into ``base``, nested groups key by key."""
+    out = dict(base)
+    for key, value in over.items():
+        both_groups = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = merged(out[key], value) if both_groups else value
+    return out
+
+
+def run(over: dict[str, Any], records: int, task: str, seed: int, work: Path) -> dict[str, object]:
     # One trigger's worth: the whole log is one batch, and nothing is promoted.
-    cfg = DistillerConfig(
-        **{**COMMON, "device": "cpu", **over, "seed": seed, "trigger_records": records, "auto_promote": False}
-    )
+    fixed = {"seed": seed, "trigger": {"records": records}, "promotion": {"auto": False}}
+    cfg = DistillerConfig(**merged(merged(COMMON, over), fixed))
     log_path = work / "teacher-log.jsonl"
     sink = JsonlFileSink(log_path)
     for record in teacher_records([task], records, 11):

@@ -26,7 +26,7 @@ from bench.percentiles import pct
 from distillserve.launchers.child_process import stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAINING = '{"epochs": 1000, "lr_scheduler": "cosine", "replay_ratio": 1.5}'
+TRAINING = '{"optim": {"epochs": 1000, "lr_scheduler": "cosine"}, "replay": {"ratio": 1.5}}'
 
 
 async def _latencies(threads: int, requests: int, concurrency: int) -> list[float]:

@@ -92,7 +92,7 @@ async def main() -> None:
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--rates", default="50,100,200,400")
     ap.add_argument("--sequential", type=int, default=400)
-    ap.add_argument("--max-tokens", type=int, default=128, help="router.embedding_max_tokens")
+    ap.add_argument("--max-tokens", type=int, default=128, help="router.embedding.max_tokens")
     args = ap.parse_args()
     if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 2:
         os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:2])
@@ -111,7 +111,7 @@ async def main() -> None:
     batched = EmbeddingScorer(cfg, embedder=embedder, load_saved=False)
     await batched.retrain(train, save=False)
     unbatched = EmbeddingScorer(
-        cfg.model_copy(update={"embedding_max_batch": 1}),
+        cfg.model_copy(update={"embedding": cfg.embedding.model_copy(update={"max_batch": 1})}),
         embedder=embedder,
         classifier=batched.classifier,
         load_saved=False,

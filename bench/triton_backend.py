@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.percentiles import pct
 from distillserve.backends.factory import build_backend
-from distillserve.config import BackendConfig
+from distillserve.config import OpenAIBackendConfig, TritonBackendConfig
 from distillserve.protocol.backend import Backend
 from distillserve.protocol.schema import ChatCompletionRequest
 from tests.support.servers import start_testbed_teacher
@@ -70,7 +70,9 @@ async def run(backend: Backend, n: int, concurrency: int, stream: bool) -> dict[
     }
 
 
-async def bench(triton_cfg: BackendConfig, http_cfg: BackendConfig, n: int, concurrency: int) -> dict:
+async def bench(
+    triton_cfg: TritonBackendConfig, http_cfg: OpenAIBackendConfig, n: int, concurrency: int
+) -> dict:
     backends = {"triton": build_backend(triton_cfg), "openai_http": build_backend(http_cfg)}
     for b in backends.values():
         await b.start()
@@ -104,14 +106,13 @@ def main() -> None:
             start_triton(tmp, {"teacher": {"kind": "testbed", "name": "teacher"}}) as tr,
             start_testbed_teacher(tmp) as t,
         ):
-            triton_cfg = BackendConfig(
-                kind="triton",
+            triton_cfg = TritonBackendConfig(
                 name="teacher",
                 url=tr.http_url,
                 triton_grpc_url=tr.grpc_url,
                 chat_template="{% for m in messages %}{{ m.content }}\n{% endfor %}",
             )
-            http_cfg = BackendConfig(kind="openai", name="teacher", url=t.url)
+            http_cfg = OpenAIBackendConfig(name="teacher", url=t.url)
             result = asyncio.run(bench(triton_cfg, http_cfg, args.requests, args.concurrency))
     print(
         json.dumps(

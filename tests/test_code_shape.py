@@ -12,12 +12,6 @@ import distillserve
 MAX_FUNCTION_LINES = 60
 PACKAGE = Path(distillserve.__file__).parent
 
-# Being split on another branch (issue 14); emptied once those branches are merged.
-KNOWN_LONG = {
-    "distillserve/demo/stack.py::demo_config",
-    "distillserve/distiller/worker.py::Distiller._train_evaluate_register",
-}
-
 
 def _functions(
     tree: ast.AST, prefix: str = ""
@@ -45,12 +39,6 @@ def long_functions() -> dict[str, int]:
 
 
 def test_no_function_is_longer_than_60_lines() -> None:
-    offenders = {name: n for name, n in long_functions().items() if name not in KNOWN_LONG}
+    offenders = long_functions()
     listing = "\n".join(f"  {name}: {n} lines" for name, n in sorted(offenders.items()))
     assert not offenders, f"functions over {MAX_FUNCTION_LINES} lines:\n{listing}"
-
-
-def test_known_long_functions_still_exist_and_are_still_long() -> None:
-    """An entry that was split (or renamed) must leave ``KNOWN_LONG``, so the list only shrinks."""
-    stale = KNOWN_LONG - long_functions().keys()
-    assert not stale, f"no longer over {MAX_FUNCTION_LINES} lines, remove from KNOWN_LONG: {sorted(stale)}"

@@ -165,8 +165,10 @@ class Chart:
             "distiller": {
                 "source": "kafka",
                 "base_model": v["vllm"]["modelPath"],
-                "promote_via": "gateway",
-                "gateway_url": f"http://{self.svc('gateway')}:{v['gateway']['port']}",
+                "promotion": {
+                    "via": "gateway",
+                    "gateway_url": f"http://{self.svc('gateway')}:{v['gateway']['port']}",
+                },
                 "state_dir": "/var/lib/distillserve/distiller",
             },
             "registry": {"url": registry_url},

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from distillserve.config import BackendConfig
+from distillserve.config import OpenAIBackendConfig
 from distillserve.protocol.backend import Backend
 from distillserve.protocol.errors import BackendRejected, BackendTimeout, BackendUnavailable
 from distillserve.protocol.schema import ChatCompletionRequest, CompletionRequest, SamplingFields
@@ -24,7 +24,7 @@ from distillserve.protocol.sse import iter_events
 class OpenAIHTTPBackend(Backend):
     kind = "openai"
 
-    def __init__(self, cfg: BackendConfig) -> None:
+    def __init__(self, cfg: OpenAIBackendConfig) -> None:
         if not cfg.url:
             raise ValueError(f"backend {cfg.name!r}: 'url' is required for kind {cfg.kind!r}")
         self.cfg = cfg

@@ -25,7 +25,7 @@ import orjson
 
 from distillserve.backends.openai_http import OpenAIHTTPBackend
 from distillserve.backends.vllm_engine_args import VLLMEngineArgs
-from distillserve.config import BackendConfig
+from distillserve.config import VLLMBackendConfig
 from distillserve.protocol.backend import AdapterHost
 from distillserve.protocol.errors import AdapterError, AdapterNotLoaded, APIError, BackendRejected
 from distillserve.protocol.schema import ChatCompletionRequest, CompletionRequest
@@ -38,7 +38,7 @@ class VLLMBackend(OpenAIHTTPBackend):
 
     kind = "vllm"
 
-    def __init__(self, cfg: BackendConfig) -> None:
+    def __init__(self, cfg: VLLMBackendConfig) -> None:
         super().__init__(cfg)
         #: Called with the adapter's name when vLLM says it does not have it.
         self._adapter_missing: Callable[[str], None] | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from distillserve.config import BackendConfig
+from distillserve.config import VLLMBackendConfig
 
 # vLLM accepts only these values for --max-lora-rank.
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
@@ -44,7 +44,7 @@ class VLLMEngineArgs(BaseModel):
         return v
 
     @classmethod
-    def of(cls, cfg: BackendConfig) -> VLLMEngineArgs:
+    def of(cls, cfg: VLLMBackendConfig) -> VLLMEngineArgs:
         return cls.model_validate(cfg.vllm_args)
 
     def flags(self) -> list[str]:

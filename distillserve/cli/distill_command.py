@@ -19,7 +19,9 @@ from distillserve.config import ConfigError, Settings, load_settings
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
 GatewayOpt = Annotated[
     str | None,
-    typer.Option("--gateway", help="Gateway base URL to hot-swap through (default: distiller.gateway_url)."),
+    typer.Option(
+        "--gateway", help="Gateway base URL to hot-swap through (default: distiller.promotion.gateway_url)."
+    ),
 ]
 adapters = typer.Typer(help="Adapter versions in the registry: list, show, diff, promote, rollback, canary.")
 app.add_typer(adapters, name="adapters")
@@ -45,13 +47,8 @@ def distill(
     from prometheus_client import start_http_server
 
     from distillserve.adapters.promotion import Promoter
-    from distillserve.distiller.assembly import (
-        base_model_id,
-        build_activator,
-        build_registry,
-        build_source,
-        state_dir,
-    )
+    from distillserve.adapters.registry_factory import base_model_id, build_registry
+    from distillserve.distiller.assembly import build_activator, build_source, state_dir
     from distillserve.distiller.worker import Distiller, resolve_base_model
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

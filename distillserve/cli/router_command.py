@@ -52,7 +52,7 @@ def eval_command(
     try:
         scores = asyncio.run(
             evaluation.compute_scores(
-                names, train_set, examples, cfg=cfg, cascade_statistic=cfg.cascade_statistic
+                names, train_set, examples, cfg=cfg, cascade_statistic=cfg.cascade.statistic
             )
         )
     except ValueError as exc:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from distillserve.cli.app import app
-from distillserve.config import BackendConfig, ConfigError, Settings, load_settings
+from distillserve.config import ConfigError, Settings, TestbedBackendConfig, load_settings
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
 
@@ -62,8 +62,7 @@ def testbed_teacher(
     from distillserve.serving.single_backend_server import run_single
 
     _logging()
-    cfg = BackendConfig(
-        kind="testbed",
+    cfg = TestbedBackendConfig(
         name=name,
         reasoning_format=reasoning,  # type: ignore[arg-type]
         first_token_delay_s=first_token_delay,

@@ -10,7 +10,7 @@ import typer
 import yaml
 
 from distillserve.cli.app import app
-from distillserve.config import BackendConfig
+from distillserve.config import BackendConfig, backend_config
 
 
 def _models_from_file(path: Path) -> dict[str, BackendConfig]:
@@ -24,7 +24,7 @@ def _models_from_file(path: Path) -> dict[str, BackendConfig]:
             f"{path}: expected a mapping of model name -> backend", param_hint="--models"
         )
     try:
-        return {str(name): BackendConfig(**cfg) for name, cfg in raw.items()}
+        return {str(name): backend_config(cfg) for name, cfg in raw.items()}
     except (TypeError, ValueError) as exc:
         raise typer.BadParameter(f"{path}: {exc}", param_hint="--models") from None
 
@@ -60,14 +60,13 @@ def triton_serve(
     if models is not None:
         bound = _models_from_file(models)
     else:
+        # Only the flags given (and meant for this kind): a field of another kind is an error.
+        given = {"model_path": model_path, "url": url}
+        fields = {k: v for k, v in given.items() if v is not None}
+        if backend == "testbed":
+            fields["token_delay_s"] = token_delay
         try:
-            cfg = BackendConfig(
-                kind=backend,  # type: ignore[arg-type]
-                name=name,
-                model_path=model_path,
-                url=url,
-                token_delay_s=token_delay,
-            )
+            cfg = backend_config({"kind": backend, "name": name, **fields})
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
         bound = {triton_model or name: cfg}

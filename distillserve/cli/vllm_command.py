@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from distillserve.cli.app import app
-from distillserve.config import ConfigError, load_settings
+from distillserve.config import ConfigError, VLLMBackendConfig, load_settings
 
 if TYPE_CHECKING:  # the launcher imports lazily: the CLI starts fast
     from distillserve.launchers.vllm_process import VLLMProcess
@@ -58,7 +58,10 @@ def vllm_serve(
     except ModelPreparationError as exc:
         raise typer.BadParameter(str(exc), param_hint="--model") from None
     try:
-        args = VLLMEngineArgs.of(student)
+        # A student of another kind has no vllm_args: vLLM's defaults.
+        args = VLLMEngineArgs.of(
+            student if isinstance(student, VLLMBackendConfig) else VLLMBackendConfig(name=student.name)
+        )
     except ValueError as exc:
         raise typer.BadParameter(f"student.vllm_args: {exc}", param_hint="--config") from None
     name = served_name or student.upstream_model or "base"

@@ -102,10 +102,8 @@ def demo_config(run_dir: Path, ports: dict[str, int], student: str, admin_key: s
             "cold_start": "teacher",
             # A demo is a fresh deployment: its router must not start from a classifier that an
             # earlier run saved in the shared cache.
-            "embedding_classifier_path": str(run_dir / "router-classifier.npz"),
-            "retrain_min_examples": 40,
-            "retrain_every": 60,
-            "retrain_buffer": 300,
+            "embedding": {"classifier_path": str(run_dir / "router-classifier.npz")},
+            "retrain": {"min_examples": 40, "every": 60, "buffer": 300},
         },
         # A share of student-served requests is also asked of the teacher: drift, and the
         # router keeps seeing the prompts the student now serves.
@@ -120,21 +118,13 @@ def demo_config(run_dir: Path, ports: dict[str, int], student: str, admin_key: s
         # learns `reverse` at lr 3e-3 when the lr decays (cosine over 30 epochs); 1.5 replayed
         # examples per new one keep the base skills and the earlier batches.
         "distiller": {
-            "gateway_url": f"http://127.0.0.1:{ports['gateway']}",
-            "trigger_records": 300,
             "torch_threads": 1,
-            "trigger_seconds": 120,
-            "min_records": 32,
-            "learning_rate": 3e-3,
-            "lr_scheduler": "cosine",
-            "epochs": 30,
-            "replay_ratio": 1.5,
-            "replay_base_share": 0.5,
-            "holdout_fraction": 0.2,
-            "regression_size": 90,
-            "eval_max_new_tokens": 16,
-            "max_regression": 0.05,
-            "promote_margin": 0.05,
+            "trigger": {"records": 300, "seconds": 120, "min_records": 32},
+            "optim": {"learning_rate": 3e-3, "lr_scheduler": "cosine", "epochs": 30},
+            "replay": {"ratio": 1.5, "base_share": 0.5},
+            "eval": {"holdout_fraction": 0.2, "regression_size": 90, "max_new_tokens": 16},
+            "gate": {"max_regression": 0.05, "promote_margin": 0.05},
+            "promotion": {"gateway_url": f"http://127.0.0.1:{ports['gateway']}"},
         },
     }
 

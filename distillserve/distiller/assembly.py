@@ -12,12 +12,14 @@ from distillserve.distiller.sources import JsonlFileSource, RecordSource
 
 
 def build_activator(settings: Settings, gateway_url: str | None = None) -> Activator:
-    d = settings.distiller
-    url = gateway_url or d.gateway_url
-    if d.promote_via == "none" and gateway_url is None:
+    promotion = settings.distiller.promotion
+    url = gateway_url or promotion.gateway_url
+    if promotion.via == "none" and gateway_url is None:
         return NoActivator()
     if not url:
-        raise ValueError("distiller.promote_via=gateway needs distiller.gateway_url (the gateway's base URL)")
+        raise ValueError(
+            "distiller.promotion.via=gateway needs distiller.promotion.gateway_url (the gateway's base URL)"
+        )
     key = settings.server.admin_key.get_secret_value() if settings.server.admin_key else None
     return GatewayAdminActivator(url, key)
 

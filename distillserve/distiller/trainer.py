@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainingArguments, set_seed
 
-from distillserve.config import DistillerConfig
+from distillserve.config import DistillerConfig, KDConfig, LoraAdapterConfig, OptimConfig
 from distillserve.distiller.encoding import ChatEncoder, DistillationCollator, EncodedExample
 from distillserve.distiller.examples import TrainingExample
 from distillserve.distiller.loss import distillation_loss, scheduled_temperature
@@ -36,18 +36,17 @@ def resolve_device(device: str) -> str:
 class DistillationTrainer(Trainer):
     """``Trainer`` with the distillation loss; everything else is the standard loop."""
 
-    def __init__(self, *args: Any, distill: DistillerConfig, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, kd: KDConfig, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.distill = distill
+        self.kd = kd
         self.loss_history: list[dict[str, float]] = []
 
     def temperature(self) -> float:
-        d = self.distill
         total = max(self.state.max_steps, 1)
         return scheduled_temperature(
-            d.kd_temperature,
-            d.kd_temperature_final,
-            d.kd_temperature_schedule,
+            self.kd.temperature,
+            self.kd.temperature_final,
+            self.kd.temperature_schedule,
             self.state.global_step / total,
         )
 
@@ -64,7 +63,7 @@ class DistillationTrainer(Trainer):
             inputs["labels"],
             inputs.get("kd_ids"),
             inputs.get("kd_logprobs"),
-            alpha=self.distill.kd_alpha,
+            alpha=self.kd.alpha,
             temperature=self.temperature(),
         )
         if model.training:
@@ -93,20 +92,20 @@ class TrainOutcome:
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
 
 
-def lora_config(cfg: DistillerConfig) -> Any:
+def lora_config(cfg: LoraAdapterConfig) -> Any:
     from peft import LoraConfig
 
     return LoraConfig(
-        r=cfg.lora_rank,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
+        r=cfg.rank,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
         target_modules=cfg.target_modules,
         task_type="CAUSAL_LM",
     )
 
 
 def training_arguments(
-    cfg: DistillerConfig, work_dir: Path, n_examples: int, device: str
+    cfg: OptimConfig, work_dir: Path, n_examples: int, device: str, *, seed: int
 ) -> TrainingArguments:
     steps_per_epoch = math.ceil(n_examples / cfg.batch_size)
     total = cfg.max_steps or steps_per_epoch * cfg.epochs
@@ -123,8 +122,8 @@ def training_arguments(
         logging_strategy="no",
         save_strategy="no",
         report_to="none",
-        seed=cfg.seed,
-        data_seed=cfg.seed,
+        seed=seed,
+        data_seed=seed,
         use_cpu=device == "cpu",
         dataloader_num_workers=0,
         dataloader_pin_memory=device != "cpu",
@@ -170,26 +169,21 @@ def train_adapter(
 ) -> TrainOutcome:
     """Train a LoRA adapter on ``examples`` (continuing ``parent_adapter`` when given) and save it
     in PEFT format to ``out_dir``."""
-    from peft import PeftModel, get_peft_model
-
     device = resolve_device(cfg.device)
     set_seed(cfg.seed)
     model, tokenizer = load_base(base_dir, device)
-    encoder = ChatEncoder(tokenizer, cfg.max_seq_len)
+    encoder = ChatEncoder(tokenizer, cfg.optim.max_seq_len)
     encoded: list[EncodedExample] = encoder.encode_all(examples)
     if not encoded:
         raise ValueError(f"no example could be encoded ({dict(encoder.stats)})")
-    if parent_adapter is not None:
-        model = PeftModel.from_pretrained(model, str(parent_adapter), is_trainable=True)
-    else:
-        model = get_peft_model(model, lora_config(cfg))
+    model = with_adapter(model, cfg.lora, parent_adapter)
     work = Path(work_dir or out_dir).with_suffix(".trainer")
     trainer = DistillationTrainer(
         model=model,
-        args=training_arguments(cfg, work, len(encoded), device),
+        args=training_arguments(cfg.optim, work, len(encoded), device, seed=cfg.seed),
         train_dataset=encoded,  # a list is a map-style dataset
         data_collator=DistillationCollator(tokenizer.pad_token_id),
-        distill=cfg,
+        kd=cfg.kd,
     )
     start = time.perf_counter()
     result = trainer.train()
@@ -198,25 +192,39 @@ def train_adapter(
     if not hist or not all(math.isfinite(h["loss"]) for h in hist):
         raise FloatingPointError("training diverged (non-finite loss); no adapter saved")
     model.save_pretrained(str(out_dir))
-    tail = hist[-max(1, len(hist) // 10) :]  # mean over the last tenth of the run: less noisy than one step
+    epochs = _epochs_run(result.global_step, len(encoded), cfg.optim.batch_size)
+    return TrainOutcome(
+        steps=result.global_step,
+        examples=len(encoded),
+        tokens=round(sum(len(e.input_ids) for e in encoded) * epochs),
+        seconds=seconds,
+        losses=final_losses(hist),
+        encode_stats=dict(encoder.stats),
+        history=hist,
+    )
+
+
+def with_adapter(model: Any, lora: LoraAdapterConfig, parent_adapter: str | Path | None) -> Any:
+    """``model`` with a trainable LoRA adapter: the parent's weights, or a fresh one of ``lora``'s shape."""
+    from peft import PeftModel, get_peft_model
+
+    if parent_adapter is not None:
+        return PeftModel.from_pretrained(model, str(parent_adapter), is_trainable=True)
+    return get_peft_model(model, lora_config(lora))
+
+
+def final_losses(hist: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Mean of each loss part over the last tenth of the run (less noisy than one step), and the first loss."""
+    tail = hist[-max(1, len(hist) // 10) :]
     losses = {
         k: sum(h[k] for h in tail if k in h) / max(1, sum(k in h for h in tail)) for k in ("loss", "ce", "kl")
     }
     if not any("kl" in h for h in tail):
         losses.pop("kl")
     losses["first"] = hist[0]["loss"] if hist else float("nan")
-    tokens = sum(len(e.input_ids) for e in encoded) * _epochs_run(result.global_step, len(encoded), cfg)
-    return TrainOutcome(
-        steps=result.global_step,
-        examples=len(encoded),
-        tokens=round(tokens),
-        seconds=seconds,
-        losses=losses,
-        encode_stats=dict(encoder.stats),
-        history=hist,
-    )
+    return losses
 
 
-def _epochs_run(steps: int, n: int, cfg: DistillerConfig) -> float:
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
+def _epochs_run(steps: int, n: int, batch_size: int) -> float:
+    steps_per_epoch = math.ceil(n / batch_size)
     return steps / steps_per_epoch if steps_per_epoch else 0.0

@@ -36,7 +36,7 @@ from distillserve.distiller.examples import TrainingExample, build_examples
 from distillserve.distiller.gate import GateDecision, decide
 from distillserve.distiller.replay import ExampleStore, base_replay_examples, mix_replay, regression_examples
 from distillserve.distiller.sources import RecordSource, SourcedRecord, offset_ranges
-from distillserve.distiller.trainer import train_adapter
+from distillserve.distiller.trainer import TrainOutcome, train_adapter
 from distillserve.monitoring import metrics
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,21 @@ class RunOutcome:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class TrainingSet:
+    """One run's examples: new ones trained on and held out, the mix with replayed old ones, and
+    the replay store as it was before the run."""
+
+    new: list[TrainingExample]
+    held_out: list[TrainingExample]
+    mixed: list[TrainingExample]
+    past: list[TrainingExample]
+
+    @property
+    def replayed(self) -> int:
+        return len(self.mixed) - len(self.new)
+
+
 class Distiller:
     def __init__(
         self,
@@ -89,14 +104,14 @@ class Distiller:
         self.registry = registry
         self.promoter = promoter
         self.state_dir = state_dir
-        self.replay = ExampleStore(state_dir / "replay.jsonl", cfg.replay_store_max)
+        self.replay = ExampleStore(state_dir / "replay.jsonl", cfg.replay.store_max)
         self.past_holdout = ExampleStore(
-            state_dir / "past_holdout.jsonl", cfg.past_holdout_max, source="teacher"
+            state_dir / "past_holdout.jsonl", cfg.eval.past_holdout_max, source="teacher"
         )
-        self.regression = regression_examples(cfg.regression_size, cfg.regression_path)
+        self.regression = regression_examples(cfg.eval.regression_size, cfg.eval.regression_path)
         # Enough distinct base samples for a full batch's replay share, so none repeats within a run.
-        base_pool = max(64, math.ceil(cfg.trigger_records * cfg.replay_ratio))
-        self.base_replay = base_replay_examples(base_pool, cfg.base_replay_path)
+        base_pool = max(64, math.ceil(cfg.trigger.records * cfg.replay.ratio))
+        self.base_replay = base_replay_examples(base_pool, cfg.replay.base_path)
         self.seen: set[str] = set()
         self._evaluator: Evaluator | None = None
         self.runs = 0
@@ -117,8 +132,8 @@ class Distiller:
             self._evaluator = Evaluator(
                 self.base_dir,
                 device=self.cfg.device,
-                max_new_tokens=self.cfg.eval_max_new_tokens,
-                batch_size=self.cfg.eval_batch_size,
+                max_new_tokens=self.cfg.eval.max_new_tokens,
+                batch_size=self.cfg.eval.batch_size,
             )
         return self._evaluator
 
@@ -129,7 +144,7 @@ class Distiller:
         started = time.perf_counter()
         seen = set(self.seen)  # adopted only when the batch is consumed
         examples, report = build_examples(
-            [r.value for r in batch], learn_reasoning=self.cfg.learn_reasoning, seen_fingerprints=seen
+            [r.value for r in batch], learn_reasoning=self.cfg.kd.learn_reasoning, seen_fingerprints=seen
         )
         if report.kept == 0:
             self._count_records(report.as_dict())
@@ -137,7 +152,7 @@ class Distiller:
             self.seen = seen
             metrics.DISTILLER_RUNS.labels(outcome="skipped").inc()
             return RunOutcome(True, "skipped", details={"records": report.as_dict()})
-        if report.kept < self.cfg.min_records and not final:
+        if report.kept < self.cfg.trigger.min_records and not final:
             return RunOutcome(False, "waiting", details={"records": report.as_dict()})
         self._count_records(report.as_dict())
         try:
@@ -159,81 +174,134 @@ class Distiller:
         source: RecordSource,
         started: float,
     ) -> RunOutcome:
-        cfg = self.cfg
-        holdout = [e for e in examples if is_held_out(e.key, cfg.holdout_fraction, cfg.seed)]
-        train_new = [e for e in examples if not is_held_out(e.key, cfg.holdout_fraction, cfg.seed)]
-        if not train_new:  # a tiny batch: train on everything rather than nothing
-            train_new, holdout = examples, []
-        rng = random.Random(cfg.seed + self.runs)
-        past = self.replay.load()
-        mixed = mix_replay(
-            train_new,
-            past,
-            self.base_replay,
-            ratio=cfg.replay_ratio,
-            base_share=cfg.replay_base_share,
-            rng=rng,
-        )
+        data = self._training_set(examples)
         live = self.registry.live()
         live_path = self.registry.local_path(live) if live else None
         work = self.state_dir / "work" / f"run-{uuid.uuid4().hex[:8]}"
         adapter_dir = work / "adapter"
+        trained, t_train = self._train(data, adapter_dir, live, live_path, work)
+        evaluation, t_eval = self._evaluate(adapter_dir, live, live_path, data.held_out)
+        gate = decide(
+            evaluation,
+            promote_margin=self.cfg.gate.promote_margin,
+            max_regression=self.cfg.gate.max_regression,
+        )
+        timings = {
+            "train_s": round(t_train, 2),
+            "eval_s": round(t_eval, 2),
+            "total_s": round(time.perf_counter() - started, 2),
+            "train_tokens_per_s": round(trained.tokens_per_second, 1),
+        }
+        card = self._card(batch, records, data, trained, evaluation, gate, timings)
+        card = self._register(adapter_dir, card, work)
+        self._remember(data)
+        source.commit(batch)  # only now: the version trained on these records is registered
+        self.runs += 1
+        log.info("registered %s: %s; gate: %s", card.version, evaluation["candidate"], gate.reasons or "pass")
+        return self._apply_gate(card, gate)
+
+    def _training_set(self, examples: list[TrainingExample]) -> TrainingSet:
+        """New examples split into trained and held out (by conversation), mixed with replayed ones."""
+        fraction, seed = self.cfg.eval.holdout_fraction, self.cfg.seed
+        held_out = [e for e in examples if is_held_out(e.key, fraction, seed)]
+        new = [e for e in examples if not is_held_out(e.key, fraction, seed)]
+        if not new:  # a tiny batch: train on everything rather than nothing
+            new, held_out = examples, []
+        past = self.replay.load()
+        mixed = mix_replay(
+            new,
+            past,
+            self.base_replay,
+            ratio=self.cfg.replay.ratio,
+            base_share=self.cfg.replay.base_share,
+            rng=random.Random(seed + self.runs),
+        )
+        return TrainingSet(new=new, held_out=held_out, mixed=mixed, past=past)
+
+    def _train(
+        self, data: TrainingSet, adapter_dir: Path, live: str | None, live_path: str | None, work: Path
+    ) -> tuple[TrainOutcome, float]:
+        """Train the candidate into ``adapter_dir``, continuing the live adapter; with its seconds."""
         log.info(
             "training on %d new + %d replayed examples (held out %d), continuing from %s",
-            len(train_new),
-            len(mixed) - len(train_new),
-            len(holdout),
+            len(data.new),
+            data.replayed,
+            len(data.held_out),
             live or "the base model",
         )
         t0 = time.perf_counter()
         trained = train_adapter(
-            self.base_dir, mixed, cfg, adapter_dir, parent_adapter=live_path, work_dir=work / "trainer"
+            self.base_dir,
+            data.mixed,
+            self.cfg,
+            adapter_dir,
+            parent_adapter=live_path,
+            work_dir=work / "trainer",
         )
-        t_train = time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
         for kind in ("loss", "ce", "kl"):
             if kind in trained.losses:
                 metrics.DISTILLER_LOSS.labels(kind=kind).set(trained.losses[kind])
+        return trained, seconds
+
+    def _evaluate(
+        self, adapter_dir: Path, live: str | None, live_path: str | None, held_out: list[TrainingExample]
+    ) -> tuple[dict[str, Any], float]:
+        """Candidate and live scored on the same held-out, past held-out and regression sets."""
         t0 = time.perf_counter()
-        sets = {"heldout": holdout, "past_heldout": self.past_holdout.load(), "regression": self.regression}
+        sets = {"heldout": held_out, "past_heldout": self.past_holdout.load(), "regression": self.regression}
         evaluation = compare(self.evaluator, adapter_dir, live_path, sets)
         evaluation["live_version"] = live
-        t_eval = time.perf_counter() - t0
-        gate = decide(evaluation, promote_margin=cfg.promote_margin, max_regression=cfg.max_regression)
-        card = AdapterCard(
+        return evaluation, time.perf_counter() - t0
+
+    def _card(
+        self,
+        batch: Sequence[SourcedRecord],
+        records: dict[str, Any],
+        data: TrainingSet,
+        trained: TrainOutcome,
+        evaluation: dict[str, Any],
+        gate: GateDecision,
+        timings: dict[str, float],
+    ) -> AdapterCard:
+        return AdapterCard(
             base_model=self.base_model,
-            parent=live,
+            parent=evaluation["live_version"],  # the version the candidate continues
             offsets=offset_ranges(batch),
             records={
                 **records,
-                "train_new": len(train_new),
-                "replayed": len(mixed) - len(train_new),
-                "held_out": len(holdout),
+                "train_new": len(data.new),
+                "replayed": data.replayed,
+                "held_out": len(data.held_out),
                 "encode": trained.encode_stats,
             },
             losses={k: round(v, 5) for k, v in trained.losses.items()},
             eval=evaluation,
             gate=gate.as_dict(),
-            timings={
-                "train_s": round(t_train, 2),
-                "eval_s": round(t_eval, 2),
-                "total_s": round(time.perf_counter() - started, 2),
-                "train_tokens_per_s": round(trained.tokens_per_second, 1),
-            },
+            timings=timings,
             training=self._training_summary(trained.steps),
         )
-        card = self.registry.register(adapter_dir, card)  # durable and visible from here on
-        version = card.version
+
+    def _register(self, adapter_dir: Path, card: AdapterCard, work: Path) -> AdapterCard:
+        """Make the candidate a version: durable and visible from here on."""
+        card = self.registry.register(adapter_dir, card)
         shutil.rmtree(work, ignore_errors=True)
-        for set_name, scores in evaluation["candidate"].items():
-            metrics.ADAPTER_EVAL.labels(version=version, dataset=set_name, metric="exact_match").set(
+        for set_name, scores in card.eval["candidate"].items():
+            metrics.ADAPTER_EVAL.labels(version=card.version, dataset=set_name, metric="exact_match").set(
                 scores["exact_match"]
             )
-        self.replay.add(_new_only(train_new, past), seed=cfg.seed + self.runs)
-        self.past_holdout.add(_new_only(holdout, self.past_holdout.load()), seed=cfg.seed + self.runs)
-        source.commit(batch)  # only now: the version trained on these records is registered
-        self.runs += 1
-        log.info("registered %s: %s; gate: %s", version, evaluation["candidate"], gate.reasons or "pass")
-        if not (cfg.auto_promote and gate.promote):
+        return card
+
+    def _remember(self, data: TrainingSet) -> None:
+        """Keep this run's new examples for replay and its held-out ones for later candidates."""
+        seed = self.cfg.seed + self.runs
+        self.replay.add(_new_only(data.new, data.past), seed=seed)
+        self.past_holdout.add(_new_only(data.held_out, self.past_holdout.load()), seed=seed)
+
+    def _apply_gate(self, card: AdapterCard, gate: GateDecision) -> RunOutcome:
+        """Promote a version that passed the gate (when auto-promotion is on), else leave it waiting."""
+        version = card.version
+        if not (self.cfg.promotion.auto and gate.promote):
             return RunOutcome(True, "held", version, card, gate)
         try:
             asyncio.run(
@@ -245,20 +313,21 @@ class Distiller:
         return RunOutcome(True, "promoted", version, self.registry.card(version), gate)
 
     def _training_summary(self, steps: int) -> dict[str, Any]:
+        """The card's ``training`` section (its flat keys are the card format, kept across config layouts)."""
         c = self.cfg
         return {
             "steps": steps,
-            "lora_rank": c.lora_rank,
-            "lora_alpha": c.lora_alpha,
-            "target_modules": c.target_modules,
-            "learning_rate": c.learning_rate,
-            "epochs": c.epochs,
-            "batch_size": c.batch_size,
-            "kd_alpha": c.kd_alpha,
-            "kd_temperature": c.kd_temperature,
-            "kd_temperature_schedule": c.kd_temperature_schedule,
-            "learn_reasoning": c.learn_reasoning,
-            "replay_ratio": c.replay_ratio,
+            "lora_rank": c.lora.rank,
+            "lora_alpha": c.lora.alpha,
+            "target_modules": c.lora.target_modules,
+            "learning_rate": c.optim.learning_rate,
+            "epochs": c.optim.epochs,
+            "batch_size": c.optim.batch_size,
+            "kd_alpha": c.kd.alpha,
+            "kd_temperature": c.kd.temperature,
+            "kd_temperature_schedule": c.kd.temperature_schedule,
+            "learn_reasoning": c.kd.learn_reasoning,
+            "replay_ratio": c.replay.ratio,
             "seed": c.seed,
         }
 
@@ -272,11 +341,12 @@ class Distiller:
     # -- the loop -------------------------------------------------------------------------------
     def run_forever(self, source: RecordSource, *, stop: Any = None, max_runs: int | None = None) -> None:
         """Poll, trigger on size or age, run; until ``stop.is_set()`` or ``max_runs`` runs."""
+        trigger = self.cfg.trigger
         pending: list[SourcedRecord] = []
         first_at: float | None = None
         done = 0
         while not (stop is not None and stop.is_set()) and (max_runs is None or done < max_runs):
-            room = max(1, self.cfg.trigger_records - len(pending))
+            room = max(1, trigger.records - len(pending))
             got = source.poll(room, timeout_s=1.0)
             if got:
                 pending.extend(got)
@@ -284,8 +354,8 @@ class Distiller:
             lag = source.lag()
             if lag is not None:
                 metrics.TEACHER_LOG_CONSUMER_LAG.labels(group=self.cfg.group_id).set(lag)
-            aged = first_at is not None and time.monotonic() - first_at >= self.cfg.trigger_seconds
-            if pending and (len(pending) >= self.cfg.trigger_records or aged):
+            aged = first_at is not None and time.monotonic() - first_at >= trigger.seconds
+            if pending and (len(pending) >= trigger.records or aged):
                 outcome = self.run_once(pending, source)
                 log.info("run: %s %s", outcome.outcome, outcome.version or "")
                 if outcome.consumed:

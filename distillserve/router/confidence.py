@@ -2,7 +2,7 @@
 
 The statistic is the minimum (default: one shaky token is enough to doubt an exact answer)
 or the mean token log-probability; an answer is *unsure* when it falls below
-``router.cascade_min_logprob``. As a difficulty score it is ``1 - exp(statistic)``:
+``router.cascade.min_logprob``. As a difficulty score it is ``1 - exp(statistic)``:
 one minus the probability of the least likely token (or the geometric-mean token probability).
 """
 
@@ -41,9 +41,9 @@ def chunk_logprobs(choice: dict[str, Any]) -> list[float]:
 
 class ConfidenceCascade:
     def __init__(self, cfg: RouterConfig) -> None:
-        self.threshold = cfg.cascade_min_logprob
-        self.statistic: Statistic = cfg.cascade_statistic
-        self.decide_after_tokens = cfg.cascade_decide_after_tokens
+        self.threshold = cfg.cascade.min_logprob
+        self.statistic: Statistic = cfg.cascade.statistic
+        self.decide_after_tokens = cfg.cascade.decide_after_tokens
 
     def is_unsure(self, logprobs: Sequence[float]) -> bool:
         return confidence_statistic(logprobs, self.statistic) < self.threshold

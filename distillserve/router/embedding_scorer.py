@@ -57,13 +57,9 @@ class EmbeddingScorer(LearnedScorer):
         load_saved: bool = True,
         **_: object,
     ) -> None:
-        cfg = cfg or RouterConfig()
-        self.embedder = embedder or SentenceEmbedder(
-            cfg.embedding_model, cfg.embedding_device, cfg.embedding_max_tokens, cfg.embedding_threads
-        )
-        self.classifier_path = Path(
-            classifier_path or cfg.embedding_classifier_path or default_classifier_path()
-        )
+        emb = (cfg or RouterConfig()).embedding
+        self.embedder = embedder or SentenceEmbedder(emb.model, emb.device, emb.max_tokens, emb.threads)
+        self.classifier_path = Path(classifier_path or emb.classifier_path or default_classifier_path())
         self._classifier = classifier
         if self._classifier is None and load_saved and self.classifier_path.is_file():
             try:
@@ -72,8 +68,8 @@ class EmbeddingScorer(LearnedScorer):
                 log.warning("cannot read router classifier %s: %s", self.classifier_path, exc)
         self._batcher: MicroBatcher[str, np.ndarray] = MicroBatcher(
             self._embed_batch,
-            max_batch=cfg.embedding_max_batch,
-            max_wait_s=cfg.embedding_batch_wait_ms / 1000.0,
+            max_batch=emb.max_batch,
+            max_wait_s=emb.batch_wait_ms / 1000.0,
             name="router-embed",
         )
         self._loader: threading.Thread | None = None

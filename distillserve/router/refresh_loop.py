@@ -2,8 +2,8 @@
 
 A background task in the gateway re-fits the scorer (``Router.refresh``: re-ask the live
 student the recent teacher-answered conversations, grade, retrain) when the live adapter
-changed, and every ``retrain_every`` new teacher answers. The first fit happens as soon as
-``retrain_min_examples`` answers are in, so a fresh deployment learns what its student can
+changed, and every ``router.retrain.every`` new teacher answers. The first fit happens as soon as
+``router.retrain.min_examples`` answers are in, so a fresh deployment learns what its student can
 do from its own traffic. It watches ``StudentTarget.live`` instead of hooking the hot-swap,
 so every path that changes the live version (promotion, rollback, admin API) is covered.
 """

@@ -60,7 +60,7 @@ class Router:
         else:
             self.scorer = build_scorer(cfg.scorer, cfg=cfg)
         self.policy = policy or build_policy(cfg)
-        self.recent = RecentTeacherAnswers(cfg.retrain_buffer)
+        self.recent = RecentTeacherAnswers(cfg.retrain.buffer)
         self.graded = GradedAnswers()
 
     async def start(self) -> None:
@@ -147,7 +147,11 @@ class Router:
             log.info("router not retrained: %d recent teacher answers (< %d)", len(answers), min_examples)
             return None
         examples = await relabel(
-            student, answers, adapter=adapter, concurrency=self.cfg.relabel_concurrency, graded=self.graded
+            student,
+            answers,
+            adapter=adapter,
+            concurrency=self.cfg.retrain.relabel_concurrency,
+            graded=self.graded,
         )
         return await self.retrain(examples, adapter=adapter)
 

@@ -135,7 +135,7 @@ class GatewayServices:
 
 def build_router_refresher(gw: Gateway, rc: RouterConfig) -> RouterRefresher:
     return RouterRefresher(
-        gw.router, gw.student, gw.target, every=rc.retrain_every, min_examples=rc.retrain_min_examples
+        gw.router, gw.student, gw.target, every=rc.retrain.every, min_examples=rc.retrain.min_examples
     )
 
 

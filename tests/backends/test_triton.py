@@ -24,7 +24,7 @@ import tritonclient.grpc as triton_grpc
 
 from distillserve.backends.chat_prompt import ChatPrompter
 from distillserve.backends.triton import TritonBackend
-from distillserve.config import BackendConfig
+from distillserve.config import TritonBackendConfig
 from distillserve.protocol.errors import BackendRejected, BackendUnavailable
 from distillserve.protocol.schema import ChatCompletionRequest
 from tests.support.processes import free_port
@@ -290,9 +290,7 @@ def test_server_speaks_the_vllm_backend_interface(triton: TritonServer) -> None:
     _, error = run({"text_input": prompt, "sampling_parameters": np.array([b"{not json"], dtype=object)})
     assert error is not None
     # The gateway's backend reads the status back out of the server's message and relays a 400.
-    mapped = TritonBackend(BackendConfig(kind="triton", name="teacher", url=triton.http_url))._inband_failure(
-        error
-    )
+    mapped = TritonBackend(TritonBackendConfig(name="teacher", url=triton.http_url))._inband_failure(error)
     assert isinstance(mapped, BackendRejected) and mapped.status_code == 400
     assert "sampling_parameters" in mapped.message
     c.close()
@@ -302,7 +300,7 @@ def test_chat_without_template_is_a_clear_error(triton: TritonServer) -> None:
     import asyncio
 
     backend = TritonBackend(
-        BackendConfig(kind="triton", name="teacher", url=triton.http_url, triton_grpc_url=triton.grpc_url)
+        TritonBackendConfig(name="teacher", url=triton.http_url, triton_grpc_url=triton.grpc_url)
     )
     req = ChatCompletionRequest(model="teacher", messages=[{"role": "user", "content": "upper: a"}])
 
@@ -319,9 +317,7 @@ def test_chat_without_template_is_a_clear_error(triton: TritonServer) -> None:
 def test_unknown_tensor_name_override_is_rejected() -> None:
     with pytest.raises(ValueError, match="text_inptu"):
         TritonBackend(
-            BackendConfig(
-                kind="triton", name="t", url="http://127.0.0.1:1", triton_tensor_names={"text_inptu": "x"}
-            )
+            TritonBackendConfig(name="t", url="http://127.0.0.1:1", triton_tensor_names={"text_inptu": "x"})
         )
 
 

@@ -31,7 +31,7 @@ import yaml
 
 from distillserve.adapters.validation import same_base
 from distillserve.backends.vllm_engine_args import VLLMEngineArgs
-from distillserve.config import BackendConfig
+from distillserve.config import VLLMBackendConfig
 from distillserve.launchers.vllm_process import VLLMProcess, vllm_env
 from distillserve.testbed.student_model import ensure_testbed_student
 from tests.support.adapters import (
@@ -198,8 +198,7 @@ def ask(client: openai.OpenAI, model: str = "student", content: str = EASY, **kw
 
 # --- without the server: engine flags, base-model matching -----------------------------------
 def test_vllm_args_become_engine_flags_and_env() -> None:
-    cfg = BackendConfig(
-        kind="vllm",
+    cfg = VLLMBackendConfig(
         name="student",
         url="http://127.0.0.1:1/v1",
         vllm_args={

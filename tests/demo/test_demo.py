@@ -35,7 +35,7 @@ def test_short_demo_routes_to_the_student_and_cleans_up(tmp_path: Path) -> None:
         duration_s=240.0,
         rate_per_s=5.0,
         window_s=30.0,  # ~150 requests: one wrong answer moves quality by less than a point
-        config_overrides={"router": {"retrain_min_examples": 160}},
+        config_overrides={"router": {"retrain": {"min_examples": 160}}},
     )
     summary, pids = run_demo(opts)
 

@@ -124,7 +124,7 @@ def test_compose_config_is_what_the_code_reads(monkeypatch: pytest.MonkeyPatch) 
     kafka = c["kafka"]["environment"]
     assert "controller" in kafka["KAFKA_PROCESS_ROLES"] and "zookeeper" not in c
     assert kafka["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{settings.teacher_log.bootstrap_servers}"
-    assert settings.distiller.gateway_url == f"http://gateway:{settings.server.port}"
+    assert settings.distiller.promotion.gateway_url == f"http://gateway:{settings.server.port}"
 
     # A local teacher is opt-in and speaks to the gateway through TEACHER_URL.
     assert c["teacher"]["profiles"] == ["local-teacher"]
@@ -246,7 +246,7 @@ def test_rendered_config_is_what_the_code_reads(
         settings.student.url
         == f"http://{vllm_svc['metadata']['name']}:{vllm_svc['spec']['ports'][0]['port']}/v1"
     )
-    assert settings.distiller.gateway_url.removeprefix("http://").split(":")[0] in services
+    assert settings.distiller.promotion.gateway_url.removeprefix("http://").split(":")[0] in services
     assert settings.teacher_log.security_protocol == "SASL_SSL"
     if mode == "s3-registry":
         assert settings.registry.url.startswith("s3://")

@@ -42,7 +42,9 @@ def test_sigkill_mid_training_then_resume(broker: LocalBroker, tmp_path: Path) -
     tl = teacher_log_config(broker, tmp_path)
     create_topics(broker, tl)
     log_to_broker(tl, teacher_records(["reverse"], N, seed=21))
-    cfg = distiller_config(tmp_path, tl, base_model=str(base), trigger_records=N, epochs=500, batch_size=16)
+    cfg = distiller_config(
+        tmp_path, tl, base_model=str(base), trigger={"records": N}, optim={"epochs": 500, "batch_size": 16}
+    )
     cfg["registry"]["url"] = str(tmp_path / "registry")
     path = write_config(tmp_path, cfg)
     reg = AdapterRegistry(cfg["registry"]["url"], str(base))
@@ -63,7 +65,7 @@ def test_sigkill_mid_training_then_resume(broker: LocalBroker, tmp_path: Path) -
 
     # Restart (short training this time): it reads the same records again and registers them.
     cfg["monitoring"]["distiller_metrics_port"] = port2 = free_port()
-    cfg["distiller"]["epochs"] = 1
+    cfg["distiller"]["optim"]["epochs"] = 1
     path2 = write_config(tmp_path, cfg, "restart.yaml")
     log2 = tmp_path / "second.log"
     cmd2 = python_module("distillserve", "distill", "--config", str(path2))

@@ -92,7 +92,8 @@ def loop(broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory) -> Itera
         base_before = exact_match(client, BASE_TASKS, 60, seed=556)
         logged = [p for p, _ in sample(["reverse"], N_RECORDS, seed=11)]
         ask(client, logged, "teacher")  # the gateway logs every teacher answer to Kafka
-        cfg = distiller_config(tmp, tl, promote_via="gateway", gateway_url=f"http://127.0.0.1:{gw.port}")
+        promotion = {"via": "gateway", "gateway_url": f"http://127.0.0.1:{gw.port}"}
+        cfg = distiller_config(tmp, tl, promotion=promotion)
         cfg["server"] = {"admin_key": ADMIN_KEY}
         cfg["registry"] = gw_cfg["registry"]
         path = write_config(tmp, cfg)

@@ -26,7 +26,10 @@ def examples():
     return ex
 
 
-CFG = DistillerConfig(lora_rank=4, lora_alpha=8, epochs=4, batch_size=8, learning_rate=1e-2, seed=7)
+CFG = DistillerConfig(
+    lora={"rank": 4, "alpha": 8}, optim={"epochs": 4, "batch_size": 8, "learning_rate": 1e-2}, seed=7
+)
+ONE_EPOCH = CFG.model_copy(update={"optim": CFG.optim.model_copy(update={"epochs": 1})})
 
 
 def _weights(d: Path) -> dict[str, torch.Tensor]:
@@ -52,11 +55,11 @@ def test_continuing_a_parent_adapter(base: Path, examples, tmp_path: Path) -> No
     child = train_adapter(
         base,
         examples,
-        CFG.model_copy(update={"epochs": 1}),
+        ONE_EPOCH,
         tmp_path / "child",
         parent_adapter=tmp_path / "parent",
     )
-    fresh = train_adapter(base, examples, CFG.model_copy(update={"epochs": 1}), tmp_path / "fresh")
+    fresh = train_adapter(base, examples, ONE_EPOCH, tmp_path / "fresh")
     # The child starts where the parent ended, so its first loss is well below a fresh start's.
     assert child.history[0]["loss"] < fresh.history[0]["loss"]
 

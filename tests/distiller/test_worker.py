@@ -28,24 +28,21 @@ from tests.support.teacher_records import teacher_records
 from tests.support.tiny_student import build_tiny_student
 
 TOPIC = "teacher-log"
-# Small and quick; flat (legacy) keys. The gate's thresholds are set per test.
-FAST = {
-    "lora_rank": 4,
-    "lora_alpha": 8,
-    "epochs": 1,
-    "batch_size": 8,
-    "regression_size": 8,
-    "eval_max_new_tokens": 8,
-    "holdout_fraction": 0.25,
-    "min_records": 8,
-    "trigger_records": 16,
-    "trigger_seconds": 3600.0,
-    "promote_via": "none",
+# Small and quick. The gate's thresholds and the trigger are set per test.
+FAST: dict[str, Any] = {
+    "lora": {"rank": 4, "alpha": 8},
+    "optim": {"epochs": 1, "batch_size": 8},
+    "eval": {"regression_size": 8, "max_new_tokens": 8, "holdout_fraction": 0.25},
+    "promotion": {"via": "none"},
     "device": "cpu",
     "seed": 3,
 }
-PASS_ANY = {"promote_margin": -1.0, "max_regression": 1.0}
-HOLD_ANY = {"promote_margin": 1.01, "max_regression": 1.0}
+PASS_ANY = {"gate": {"promote_margin": -1.0, "max_regression": 1.0}}
+HOLD_ANY = {"gate": {"promote_margin": 1.01, "max_regression": 1.0}}
+
+
+def trigger(records: int = 16, seconds: float = 3600.0, min_records: int = 8) -> dict[str, Any]:
+    return {"trigger": {"records": records, "seconds": seconds, "min_records": min_records}}
 
 
 class ListSource:
@@ -96,7 +93,7 @@ def distiller(
     base: Path, registry: AdapterRegistry, tmp_path: Path, *, base_dir: Path | None = None, **cfg: Any
 ) -> Distiller:
     return Distiller(
-        DistillerConfig(**{**FAST, **cfg}),
+        DistillerConfig(**{**FAST, **trigger(), **cfg}),
         base_model=str(base),
         base_dir=base_dir or base,
         registry=registry,
@@ -165,7 +162,7 @@ def test_too_few_usable_records_wait_uncommitted(
     base: Path, registry: AdapterRegistry, tmp_path: Path, fresh_metrics: CollectorRegistry
 ) -> None:
     source = ListSource(good(4, seed=7) + malformed(2), registry)
-    worker = distiller(base, registry, tmp_path, min_records=8)
+    worker = distiller(base, registry, tmp_path, **trigger(min_records=8))
     out = worker.run_once(source.poll(16, 0), source)
     assert (out.consumed, out.outcome, out.version) == (False, "waiting", None)
     assert out.details["records"]["kept"] == 4
@@ -203,7 +200,7 @@ def test_the_loop_runs_when_enough_records_are_waiting(
     base: Path, registry: AdapterRegistry, tmp_path: Path, fresh_metrics: CollectorRegistry
 ) -> None:
     source = ListSource(malformed(20), registry)
-    worker = distiller(base, registry, tmp_path, trigger_records=8, trigger_seconds=3600.0)
+    worker = distiller(base, registry, tmp_path, **trigger(records=8, seconds=3600.0))
     worker.run_forever(source, stop=source.idle)
     # Two full batches of 8 ran; the last 4 are too few and too young to trigger.
     assert [offsets for offsets, _ in source.commits] == [list(range(8)), list(range(8, 16))]
@@ -214,7 +211,7 @@ def test_the_loop_waits_below_the_trigger_size(
     base: Path, registry: AdapterRegistry, tmp_path: Path, fresh_metrics: CollectorRegistry
 ) -> None:
     source = ListSource(malformed(5), registry)
-    distiller(base, registry, tmp_path, trigger_records=8, trigger_seconds=3600.0).run_forever(
+    distiller(base, registry, tmp_path, **trigger(records=8, seconds=3600.0)).run_forever(
         source, stop=source.idle
     )
     assert source.commits == [] and source.position == 5
@@ -225,7 +222,7 @@ def test_the_loop_runs_on_age_below_the_trigger_size(
     base: Path, registry: AdapterRegistry, tmp_path: Path, fresh_metrics: CollectorRegistry
 ) -> None:
     source = ListSource(malformed(5), registry)
-    distiller(base, registry, tmp_path, trigger_records=8, trigger_seconds=0.0).run_forever(
+    distiller(base, registry, tmp_path, **trigger(records=8, seconds=0.0)).run_forever(
         source, stop=source.idle
     )
     assert source.committed() == [0, 1, 2, 3, 4]
@@ -236,7 +233,7 @@ def test_the_loop_keeps_too_few_usable_records_pending(
     base: Path, registry: AdapterRegistry, tmp_path: Path, fresh_metrics: CollectorRegistry
 ) -> None:
     source = ListSource(good(4, seed=9), registry)
-    worker = distiller(base, registry, tmp_path, trigger_records=8, trigger_seconds=0.0, min_records=8)
+    worker = distiller(base, registry, tmp_path, **trigger(records=8, seconds=0.0, min_records=8))
     worker.run_forever(source, stop=source.idle)
     assert source.commits == [] and registry.versions() == []  # triggered by age, but waiting
     assert sum(runs(fresh_metrics, o) for o in ("promoted", "held", "skipped", "failed")) == 0

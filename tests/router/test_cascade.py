@@ -34,7 +34,7 @@ def gw(tmp: Path) -> Iterator[Server]:
     config = {
         "student": {"kind": "embedded", "name": "student", "model_path": str(ensure_testbed_student())},
         "teacher": {"kind": "testbed", "name": "teacher"},
-        "router": {"scorer": "cascade", "cascade_min_logprob": THRESHOLD, "cascade_statistic": "min"},
+        "router": {"scorer": "cascade", "cascade": {"min_logprob": THRESHOLD, "statistic": "min"}},
         "teacher_log": {"sink": "file", "spool_dir": str(tmp / "log")},
     }
     with start_gateway(tmp, config, ready_path="/readyz") as g:
@@ -153,7 +153,7 @@ def test_dead_teacher_on_escalation_serves_the_student_answer(
     config = {
         "student": {"kind": "embedded", "name": "student", "model_path": str(ensure_testbed_student())},
         "teacher": {"kind": "openai", "name": "teacher", "url": f"http://127.0.0.1:{free_port()}/v1"},
-        "router": {"scorer": "cascade", "cascade_min_logprob": THRESHOLD},
+        "router": {"scorer": "cascade", "cascade": {"min_logprob": THRESHOLD}},
         "teacher_log": {"sink": "none"},
     }
     with start_gateway(tmp, config, ready_path="/readyz") as g:

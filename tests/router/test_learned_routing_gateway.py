@@ -58,7 +58,7 @@ def gw(tmp: Path, classifier_path: Path) -> Iterator[Server]:
         "router": {
             "scorer": "embedding",
             "threshold": 0.5,
-            "embedding_classifier_path": str(classifier_path),
+            "embedding": {"classifier_path": str(classifier_path)},
             "scorer_timeout_s": 2.0,
         },
         "teacher_log": {"sink": "none"},

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from distillserve.backends.embedded import EmbeddedBackend
 from distillserve.cli.app import app
-from distillserve.config import BackendConfig, RouterConfig
+from distillserve.config import EmbeddedBackendConfig, RouterConfig
 from distillserve.router import evaluation
 from distillserve.router.labelled_example import LabelledExample, load_jsonl, save_jsonl
 from distillserve.router.labelled_set import build_testbed_set, quality_by_group
@@ -25,7 +25,7 @@ PER_TASK = 50  # 350 prompts: half to fit learned scorers, half to judge
 
 
 async def _label(student_dir: Path, adapter_dir: Path | None) -> list[LabelledExample]:
-    student = EmbeddedBackend(BackendConfig(kind="embedded", name="student", model_path=str(student_dir)))
+    student = EmbeddedBackend(EmbeddedBackendConfig(name="student", model_path=str(student_dir)))
     await student.start()
     try:
         name = None
@@ -126,12 +126,8 @@ def test_router_eval_rejects_a_bad_set(tmp_path: Path) -> None:
     assert result.exit_code != 0 and "bad.jsonl:1" in result.output
 
 
-def test_build_set_command_labels_with_the_configured_student(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_build_set_command_labels_with_the_configured_student(tmp_path: Path) -> None:
     config = tmp_path / "cfg.yaml"
-    # --config is exported as DISTILLSERVE_CONFIG; monkeypatch puts the variable back afterwards.
-    monkeypatch.setenv("DISTILLSERVE_CONFIG", str(config))
     config.write_text(
         f"student: {{kind: embedded, name: student, model_path: '{ensure_testbed_student()}'}}\n"
         "teacher_log: {sink: none}\n"

@@ -25,7 +25,7 @@ from distillserve.testbed.tasks import BASE_TASKS, sample
 
 @pytest.fixture
 async def router(tmp_path: Path) -> AsyncIterator[Router]:
-    cfg = RouterConfig(scorer="embedding", cold_start="teacher", retrain_min_examples=30, retrain_every=20)
+    cfg = RouterConfig(scorer="embedding", cold_start="teacher", retrain={"min_examples": 30, "every": 20})
     scorer = EmbeddingScorer(cfg, classifier_path=tmp_path / "clf.npz", load_saved=False)
     await scorer.wait_ready()
     r = Router(cfg, scorer=scorer)

@@ -35,33 +35,31 @@ def log_to_broker(cfg: TeacherLogConfig, records: list[TeacherLogRecord]) -> Non
 
 
 def distiller_config(tmp: Path, tl: TeacherLogConfig, **distiller: Any) -> dict[str, Any]:
+    """A settings dict for the worker; ``distiller`` keys override the defaults below, a nested
+    group (``optim={"epochs": 1}``) key by key."""
+    base: dict[str, Any] = {
+        "base_model": BASE,
+        "state_dir": str(tmp / "state"),
+        "torch_threads": 1,
+        "promotion": {"via": "none"},
+        "trigger": {"records": DEFAULT_TRIGGER, "seconds": 5, "min_records": 8},
+        "eval": {"holdout_fraction": 0.2, "regression_size": 90, "max_new_tokens": 16},
+        # The testbed student learns reverse with LoRA at lr 3e-3 and clipped gradients when the
+        # lr decays: a constant lr wobbles at the end (0.27 held-out), cosine over 30 epochs ends at
+        # 0.92-1.00 (bench/RESULTS.md, "Distiller settings"). 1.5 base-task replays per new example
+        # keep the base skills (regression 0.98; 0.25 replays lost a third of them).
+        "optim": {"learning_rate": 3e-3, "lr_scheduler": "cosine", "epochs": 30},
+        "replay": {"ratio": 1.5},
+        "gate": {"max_regression": 0.05},
+    }
+    for key, value in distiller.items():
+        base[key] = {**base[key], **value} if isinstance(value, dict) and key in base else value
     return {
         "teacher_log": tl.model_dump(mode="json"),
         "registry": {"url": str(tmp / "registry")},
         "student": {"kind": "embedded", "name": "student", "model_path": BASE},
         "monitoring": {"distiller_metrics_port": free_port()},
-        "distiller": {
-            "base_model": BASE,
-            "promote_via": "none",
-            "state_dir": str(tmp / "state"),
-            "trigger_records": DEFAULT_TRIGGER,
-            "trigger_seconds": 5,
-            "min_records": 8,
-            "holdout_fraction": 0.2,
-            "regression_size": 90,
-            "eval_max_new_tokens": 16,
-            # The testbed student learns reverse with LoRA at lr 3e-3 and clipped gradients when the
-            # lr decays: a constant lr wobbles at the end (0.27 held-out), cosine over 30 epochs ends at
-            # 0.92-1.00 (bench/RESULTS.md, "Distiller settings"). 1.5 base-task replays per new example
-            # keep the base skills (regression 0.98; 0.25 replays lost a third of them).
-            "learning_rate": 3e-3,
-            "lr_scheduler": "cosine",
-            "epochs": 30,
-            "replay_ratio": 1.5,
-            "max_regression": 0.05,
-            "torch_threads": 1,
-            **distiller,
-        },
+        "distiller": base,
     }
 
 

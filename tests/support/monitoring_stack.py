@@ -111,16 +111,11 @@ def distiller_config(tmp: Path, teacher_log: dict, metrics_port: int, base_model
         "distiller": {
             "source": "kafka",
             "base_model": base_model,
-            "trigger_records": 24,
-            "trigger_seconds": 5,
-            "min_records": 8,
-            "epochs": 1,
-            "max_steps": 4,
-            "batch_size": 8,
-            "regression_size": 8,
-            "eval_max_new_tokens": 12,
-            "eval_batch_size": 16,
-            "promote_via": "none",  # registry only: the gateway's student here is not an adapter host
+            "trigger": {"records": 24, "seconds": 5, "min_records": 8},
+            "optim": {"epochs": 1, "max_steps": 4, "batch_size": 8},
+            "eval": {"regression_size": 8, "max_new_tokens": 12, "batch_size": 16},
+            # registry only: the gateway's student here is not an adapter host
+            "promotion": {"via": "none"},
             "state_dir": str(tmp / "distiller-state"),
             "device": "cpu",
         },
@@ -133,7 +128,7 @@ def distiller_config(tmp: Path, teacher_log: dict, metrics_port: int, base_model
 def vllm_student(tmp: Path, model: str) -> Iterator[str]:
     """vLLM's CPU build serving ``model`` (LoRA enabled) as "base"; yields its /v1 URL."""
     from distillserve.backends.vllm_engine_args import VLLMEngineArgs
-    from distillserve.config import BackendConfig
+    from distillserve.config import VLLMBackendConfig
     from distillserve.launchers.vllm_process import VLLMProcess
     from tests.support.processes import free_port
 
@@ -141,7 +136,7 @@ def vllm_student(tmp: Path, model: str) -> Iterator[str]:
         model,
         port=free_port(),
         served_name="base",
-        args=VLLMEngineArgs.of(BackendConfig(kind="vllm", name="student")),
+        args=VLLMEngineArgs.of(VLLMBackendConfig(name="student")),
         log_path=tmp / "vllm.log",
     )
     engine.start()

@@ -1,0 +1,39 @@
+"""Where teacher answers are logged: Kafka, a file, or nowhere."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import SecretStr
+
+from distillserve.config.strict_model import StrictModel
+
+
+class TeacherLogConfig(StrictModel):
+    enabled: bool = True
+    sink: Literal["kafka", "file", "none"] = "kafka"
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic: str = "distillserve.teacher-log"
+    dead_letter_topic: str = "distillserve.teacher-log.dlq"
+    partitions: int = 6
+    queue_size: int = 100_000
+    spool_dir: str | None = None
+    spool_max_bytes: int = 1 << 30
+    compression: Literal["none", "gzip", "lz4"] = "lz4"
+    # A record not acknowledged this long means the broker is down or slow: spool instead.
+    delivery_timeout_s: float = 5.0
+    # Seconds between attempts to reach the broker again while records wait in the spool.
+    retry_backoff_s: float = 1.0
+    # Largest record sent (long reasoning traces with top-k logprobs get big); larger ones are
+    # dropped and counted. The broker's own message size limit must allow it too.
+    max_record_bytes: int = 8 << 20
+    # Pass-through security settings for a production cluster (kafka-python names).
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    # Top-k teacher logprobs to request for token-level distillation (0 = none).
+    teacher_top_logprobs: int = 0
