@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import CollectorRegistry
 
 from distillserve.config import RouterConfig, Settings
 from distillserve.protocol.errors import BackendUnavailable
@@ -17,6 +17,7 @@ from distillserve.router.router import Router
 from distillserve.serving.gateway import Gateway
 from distillserve.teacher_log.record import TeacherLogRecord
 from distillserve.teacher_log.sink import TeacherLogSink
+from tests.support.metrics import sample
 from tests.support.scripted_backend import Script, ScriptedBackend
 
 SURE, UNSURE = -0.01, -3.0
@@ -54,10 +55,6 @@ def _req(stream: bool = False, logprobs: bool = False) -> ChatCompletionRequest:
     )
 
 
-def _count(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
 async def _drain(gw: Gateway, req: ChatCompletionRequest) -> tuple[list[dict[str, Any]], Any]:
     plan = await gw.plan(req, forced=None, api_key=None)
     it, first, served = await gw.open_stream(req, plan)
@@ -78,36 +75,56 @@ async def test_a_sure_student_answers_and_the_client_gets_no_logprobs_it_did_not
     assert body["distillserve"]["scorer"] == "cascade" and 0 <= body["distillserve"]["difficulty"] < 0.1
 
 
-async def test_an_unsure_student_escalates_and_the_teacher_record_keeps_the_student_answer() -> None:
+async def test_an_unsure_student_escalates_and_the_teacher_record_keeps_the_student_answer(
+    fresh_metrics: CollectorRegistry,
+) -> None:
     gw, sink = _gateway(Script(["x"], UNSURE), Script(["cba"]))
-    before = _count("distillserve_cascade_escalations_total")
     req = _req()
     body, served = await gw.complete(req, await gw.plan(req, forced=None, api_key=None))
     assert served.route == "teacher" and body["model"] == "teacher"
-    assert _count("distillserve_cascade_escalations_total") == before + 1
+    assert sample(fresh_metrics, "distillserve_cascade_escalations_total") == 1
     [record] = sink.records
     assert record.route == "cascade" and record.response_text == "cba"
     assert (record.student_model, record.student_text) == ("student", "x")
     assert record.teacher_backend == "teacher-kind" and record.difficulty is not None
 
 
-async def test_a_dead_student_escalates_without_a_student_answer_in_the_record() -> None:
+async def test_a_dead_student_escalates_without_a_student_answer_in_the_record(
+    fresh_metrics: CollectorRegistry,
+) -> None:
     gw, sink = _gateway(Script(fault="down"), Script(["cba"]))
-    before = _count("distillserve_fallbacks_total", from_route="student", to_route="teacher")
     req = _req()
     _, served = await gw.complete(req, await gw.plan(req, forced=None, api_key=None))
     assert served.route == "teacher"
-    assert _count("distillserve_fallbacks_total", from_route="student", to_route="teacher") == before + 1
+    fallbacks = sample(
+        fresh_metrics, "distillserve_fallbacks_total", from_route="student", to_route="teacher"
+    )
+    assert fallbacks == 1
+    assert sample(fresh_metrics, "distillserve_cascade_escalations_total") == 0  # a failure, not doubt
     assert sink.records[0].student_text is None
 
 
-async def test_a_dead_teacher_on_escalation_serves_the_unsure_student_answer() -> None:
+async def test_a_dead_teacher_on_escalation_serves_the_unsure_student_answer(
+    fresh_metrics: CollectorRegistry,
+) -> None:
     gw, sink = _gateway(Script(["x"], UNSURE), Script(fault="down"))
-    before = _count("distillserve_fallbacks_total", from_route="teacher", to_route="student")
     req = _req()
     body, served = await gw.complete(req, await gw.plan(req, forced=None, api_key=None))
     assert served.route == "student" and body["choices"][0]["message"]["content"] == "x"
-    assert _count("distillserve_fallbacks_total", from_route="teacher", to_route="student") == before + 1
+    fallbacks = sample(
+        fresh_metrics, "distillserve_fallbacks_total", from_route="teacher", to_route="student"
+    )
+    assert fallbacks == 1
+    assert (
+        sample(
+            fresh_metrics,
+            "distillserve_backend_errors_total",
+            backend="teacher-kind",
+            route="teacher",
+            kind="backend_unavailable",
+        )
+        == 1
+    )
     assert sink.records == []
 
 
@@ -137,7 +154,9 @@ async def test_a_student_dying_mid_stream_before_the_decision_escalates() -> Non
     assert "".join(c["choices"][0]["delta"]["content"] for c in chunks) == "cb"
 
 
-async def test_direct_fails_over_once_from_a_dead_teacher_to_the_student() -> None:
+async def test_direct_fails_over_once_from_a_dead_teacher_to_the_student(
+    fresh_metrics: CollectorRegistry,
+) -> None:
     gw, sink = _gateway(Script(["s"]), Script(fault="down"), scorer="heuristic")
     req = _req()
     plan = await gw.plan(req, forced="teacher", api_key=None)
@@ -145,6 +164,11 @@ async def test_direct_fails_over_once_from_a_dead_teacher_to_the_student() -> No
     body, served = await gw.complete(req, plan)
     assert served.route == "student" and body["choices"][0]["message"]["content"] == "s"
     assert sink.records == []
+    assert (
+        sample(fresh_metrics, "distillserve_fallbacks_total", from_route="teacher", to_route="student") == 1
+    )
+    tokens = sample(fresh_metrics, "distillserve_tokens_total", route="student", direction="completion")
+    assert tokens == 1
 
 
 async def test_direct_without_a_fallback_raises_the_backend_error() -> None:
