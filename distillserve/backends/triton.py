@@ -332,13 +332,15 @@ class TritonBackend(TokenStreamBackend[TritonJob]):
     async def generate(self, job: TritonJob, *, stream: bool) -> AsyncIterator[Event]:
         parts: list[str] = []
         finish, n_in, n_out = None, None, None
-        async for response in self._responses(job.prompt, job.params, stream=stream):
-            parts.append(response.text)
-            finish = response.finish_reason or finish
-            n_in = response.input_tokens if response.input_tokens is not None else n_in
-            n_out = _add(n_out, response.output_tokens)
-            if response.text:
-                yield Piece(response.text)
+        # aclosing: a client that leaves cancels the gRPC call now, not when the generator is collected.
+        async with contextlib.aclosing(self._responses(job.prompt, job.params, stream=stream)) as responses:
+            async for response in responses:
+                parts.append(response.text)
+                finish = response.finish_reason or finish
+                n_in = response.input_tokens if response.input_tokens is not None else n_in
+                n_out = _add(n_out, response.output_tokens)
+                if response.text:
+                    yield Piece(response.text)
         completion_tokens = self._count("".join(parts), n_out)
         if finish is None:
             # Servers that do not report a finish reason: a full token budget means it was cut off.
