@@ -2,35 +2,24 @@
 
 Chat requests go through the model's own chat template; completions take the raw
 prompt text. ``model`` names an adapter loaded on the engine (``None`` or the
-backend's own name = the base model). Responses are OpenAI-shaped dicts from
-``serving.protocol``.
+backend's own name = the base model). The engine's token events become ``token_stream``
+pieces; that base builds the OpenAI-shaped responses.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from dataclasses import dataclass
 
-from distillserve.config import BackendConfig
+from distillserve.backends.token_stream import Event, Finish, Piece, TokenLogprob, TokenStreamBackend
+from distillserve.config import EmbeddedBackendConfig
 from distillserve.engine.engine import EmbeddedEngine, TokenEvent
 from distillserve.engine.sampling import SamplingParams
 from distillserve.models.prepared import resolve_model
-from distillserve.protocol.backend import AdapterHost, Backend
+from distillserve.protocol.backend import AdapterHost
 from distillserve.protocol.errors import BackendUnavailable, InvalidRequest
-from distillserve.protocol.schema import (
-    ChatCompletionRequest,
-    CompletionRequest,
-    SamplingFields,
-    chat_chunk,
-    chat_completion,
-    new_id,
-    text_chunk,
-    text_completion,
-    token_logprob,
-    usage,
-)
+from distillserve.protocol.schema import ChatCompletionRequest, CompletionRequest, SamplingFields
 
 DEFAULT_CHAT_MAX_TOKENS = 256
 DEFAULT_COMPLETION_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
@@ -48,35 +37,24 @@ def _sampling(request: SamplingFields, max_tokens: int, logprobs: bool, top: int
     )
 
 
-def _chat_logprobs(events: list[TokenEvent]) -> dict[str, Any]:
-    return {
-        "content": [
-            token_logprob(e.token, e.logprob or 0.0, e.top_logprobs)
-            for e in events
-            if not e.eos and e.logprob is not None
-        ]
-    }
+def _piece(event: TokenEvent) -> Piece:
+    # The end-of-sequence token is no part of the answer's text or logprobs.
+    if event.eos or event.logprob is None:
+        return Piece(event.text)
+    return Piece(event.text, logprobs=(TokenLogprob(event.token, event.logprob, event.top_logprobs),))
 
 
-def _completion_logprobs(events: list[TokenEvent], offset: int = 0) -> dict[str, Any]:
-    """The legacy completions shape: parallel lists of tokens, logprobs, top maps, offsets."""
-    kept = [e for e in events if not e.eos and e.logprob is not None]
-    offsets, pos = [], offset
-    for e in kept:
-        offsets.append(pos)
-        pos += len(e.token)
-    return {
-        "tokens": [e.token for e in kept],
-        "token_logprobs": [e.logprob for e in kept],
-        "top_logprobs": [dict(e.top_logprobs) for e in kept],
-        "text_offset": offsets,
-    }
+@dataclass(frozen=True)
+class EngineJob:
+    prompt_ids: list[int]
+    params: SamplingParams
+    adapter: str | None
 
 
-class EmbeddedBackend(Backend):
+class EmbeddedBackend(TokenStreamBackend[EngineJob]):
     kind = "embedded"
 
-    def __init__(self, cfg: BackendConfig) -> None:
+    def __init__(self, cfg: EmbeddedBackendConfig) -> None:
         self.name = cfg.name
         self.cfg = cfg
         self.engine = EmbeddedEngine(
@@ -125,9 +103,12 @@ class EmbeddedBackend(Backend):
     def _adapter(self, model: str | None) -> str | None:
         return None if model in (None, self.name, self.cfg.served_model) else model
 
-    def _chat_ids(self, request: ChatCompletionRequest) -> list[int]:
+    def _require_engine(self) -> None:
         if not self.engine.alive:
             raise BackendUnavailable("the embedded engine is not running")
+
+    async def chat_job(self, request: ChatCompletionRequest, model: str | None) -> EngineJob:
+        self._require_engine()
         messages = [{"role": m.role, "content": m.text()} for m in request.messages]
         try:
             enc = self.engine.tokenizer.apply_chat_template(
@@ -137,110 +118,26 @@ class EmbeddedBackend(Backend):
             raise InvalidRequest(
                 f"the chat template rejected these messages: {exc}", param="messages"
             ) from exc
-        return list(enc["input_ids"])
-
-    def _text_ids(self, request: CompletionRequest) -> list[int]:
-        if not self.engine.alive:
-            raise BackendUnavailable("the embedded engine is not running")
-        return list(self.engine.tokenizer(request.prompt_str(), add_special_tokens=False)["input_ids"])
-
-    def _chat_params(self, request: ChatCompletionRequest) -> SamplingParams:
-        return _sampling(
+        params = _sampling(
             request, request.token_limit(DEFAULT_CHAT_MAX_TOKENS), request.logprobs, request.top_logprobs or 0
         )
+        return EngineJob(list(enc["input_ids"]), params, self._adapter(model))
 
-    def _completion_params(self, request: CompletionRequest) -> SamplingParams:
-        return _sampling(
+    async def completion_job(self, request: CompletionRequest, model: str | None) -> EngineJob:
+        self._require_engine()
+        ids = self.engine.tokenizer(request.prompt_str(), add_special_tokens=False)["input_ids"]
+        params = _sampling(
             request,
             request.token_limit(DEFAULT_COMPLETION_MAX_TOKENS),
             request.logprobs is not None,
             request.logprobs or 0,
         )
+        return EngineJob(list(ids), params, self._adapter(model))
 
-    async def _collect(self, ids: list[int], params: SamplingParams, adapter: str | None) -> list[TokenEvent]:
-        return [e async for e in self.engine.generate(ids, params, adapter)]
-
-    async def chat(self, request: ChatCompletionRequest, *, model: str | None = None) -> dict[str, Any]:
-        ids = self._chat_ids(request)
-        events = await self._collect(ids, self._chat_params(request), self._adapter(model))
-        last = events[-1]
-        return chat_completion(
-            id=new_id("chatcmpl"),
-            model=model or self.name,
-            content="".join(e.text for e in events),
-            finish_reason=last.finish_reason or "stop",
-            prompt_tokens=last.prompt_tokens,
-            completion_tokens=last.completion_tokens,
-            logprobs=_chat_logprobs(events) if request.logprobs else None,
-        )
-
-    async def chat_stream(
-        self, request: ChatCompletionRequest, *, model: str | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
-        ids = self._chat_ids(request)
-        params = self._chat_params(request)
-        cid, created, name = new_id("chatcmpl"), int(time.time()), model or self.name
-        yield chat_chunk(id=cid, model=name, created=created, delta={"role": "assistant", "content": ""})
-        pending: list[TokenEvent] = []  # tokens whose text is still held back (stop strings, UTF-8)
+    async def generate(self, job: EngineJob, *, stream: bool) -> AsyncIterator[Event]:
         last: TokenEvent | None = None
-        async for ev in self.engine.generate(ids, params, self._adapter(model)):
-            last = ev
-            if not ev.eos:
-                pending.append(ev)
-            if ev.text:
-                lp = _chat_logprobs(pending) if request.logprobs else None
-                yield chat_chunk(id=cid, model=name, created=created, delta={"content": ev.text}, logprobs=lp)
-                pending = []
-        assert last is not None
-        yield chat_chunk(id=cid, model=name, created=created, delta={}, finish_reason=last.finish_reason)
-        if request.stream_options and request.stream_options.include_usage:
-            yield chat_chunk(
-                id=cid, model=name, created=created, usage_=usage(last.prompt_tokens, last.completion_tokens)
-            )
-
-    async def completion(self, request: CompletionRequest, *, model: str | None = None) -> dict[str, Any]:
-        ids = self._text_ids(request)
-        events = await self._collect(ids, self._completion_params(request), self._adapter(model))
-        last = events[-1]
-        text = "".join(e.text for e in events)
-        prefix = request.prompt_str() if request.echo else ""
-        return text_completion(
-            id=new_id("cmpl"),
-            model=model or self.name,
-            text=prefix + text,
-            finish_reason=last.finish_reason or "stop",
-            prompt_tokens=last.prompt_tokens,
-            completion_tokens=last.completion_tokens,
-            logprobs=_completion_logprobs(events, len(prefix)) if request.logprobs is not None else None,
-        )
-
-    async def completion_stream(
-        self, request: CompletionRequest, *, model: str | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
-        ids = self._text_ids(request)
-        params = self._completion_params(request)
-        cid, created, name = new_id("cmpl"), int(time.time()), model or self.name
-        last: TokenEvent | None = None
-        pending: list[TokenEvent] = []
-        offset = 0
-        async for ev in self.engine.generate(ids, params, self._adapter(model)):
-            last = ev
-            if not ev.eos:
-                pending.append(ev)
-            if ev.text:
-                chunk = text_chunk(id=cid, model=name, created=created, text=ev.text)
-                if request.logprobs is not None:
-                    chunk["choices"][0]["logprobs"] = _completion_logprobs(pending, offset)
-                offset += len(ev.text)
-                pending = []
-                yield chunk
-        assert last is not None
-        yield text_chunk(id=cid, model=name, created=created, text="", finish_reason=last.finish_reason)
-        if request.stream_options and request.stream_options.include_usage:
-            yield text_chunk(
-                id=cid,
-                model=name,
-                created=created,
-                text=None,
-                usage_=usage(last.prompt_tokens, last.completion_tokens),
-            )
+        async for event in self.engine.generate(job.prompt_ids, job.params, job.adapter):
+            last = event
+            yield _piece(event)
+        assert last is not None  # the engine always ends with a finishing event
+        yield Finish(last.finish_reason or "stop", last.prompt_tokens, last.completion_tokens)

@@ -11,22 +11,12 @@ reasoning teacher (``<think>`` block or ``reasoning_content`` field) and a slow 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
-from distillserve.protocol.backend import Backend
-from distillserve.protocol.schema import (
-    ChatCompletionRequest,
-    CompletionRequest,
-    chat_chunk,
-    chat_completion,
-    new_id,
-    text_chunk,
-    text_completion,
-    token_logprob,
-    usage,
-)
+from distillserve.backends.token_stream import Event, Finish, Piece, TokenLogprob, TokenStreamBackend
+from distillserve.protocol.schema import ChatCompletionRequest, CompletionRequest
 from distillserve.testbed.tasks import TASKS, parse_prompt
 
 ReasoningFormat = Literal["none", "think_tags", "reasoning_content"]
@@ -44,7 +34,30 @@ def solve(prompt: str) -> tuple[str, str | None]:
     return answer, f"The task is {task.name} on {x!r}, so the answer is {answer!r}."
 
 
-class TestbedTeacher(Backend):
+def _limit(text: str, limit: int, stops: list[str]) -> tuple[str, str]:
+    """The text cut at the first stop string and at ``limit`` tokens, and the finish reason."""
+    for s in stops:
+        i = text.find(s)
+        if i >= 0:
+            text = text[:i]
+            return text[:limit], "stop" if len(text) <= limit else "length"
+    return (text[:limit], "length") if len(text) > limit else (text, "stop")
+
+
+def _certain(text: str) -> tuple[TokenLogprob, ...]:
+    # The oracle is certain of every token (a character): log-probability 0.
+    return tuple(TokenLogprob(c, 0.0, ((c, 0.0),)) for c in text)
+
+
+@dataclass(frozen=True)
+class OracleAnswer:
+    content: str
+    reasoning: str | None
+    finish_reason: str
+    prompt_tokens: int
+
+
+class TestbedTeacher(TokenStreamBackend[OracleAnswer]):
     kind = "testbed"
 
     def __init__(
@@ -68,97 +81,28 @@ class TestbedTeacher(Backend):
             return answer, trace
         return answer, None
 
-    @staticmethod
-    def _limit(text: str, limit: int, stops: list[str]) -> tuple[str, str]:
-        for s in stops:
-            i = text.find(s)
-            if i >= 0:
-                text = text[:i]
-                return text[:limit], "stop" if len(text) <= limit else "length"
-        return (text[:limit], "length") if len(text) > limit else (text, "stop")
-
-    @staticmethod
-    def _logprobs(text: str, top: int) -> dict[str, Any]:
-        return {"content": [token_logprob(c, 0.0, [(c, 0.0)][:top] if top else []) for c in text]}
-
-    async def _delay(self, n_tokens: int) -> None:
-        d = self.first_token_delay_s + n_tokens * self.token_delay_s
-        if d > 0:
-            await asyncio.sleep(d)
-
-    async def chat(self, request: ChatCompletionRequest, *, model: str | None = None) -> dict[str, Any]:
+    async def chat_job(self, request: ChatCompletionRequest, model: str | None) -> OracleAnswer:
         content, reasoning = self._answer(request.last_user_text())
-        content, finish = self._limit(content, request.token_limit(4096), request.stop_list())
-        await self._delay(len(content))
-        lp = self._logprobs(content, request.top_logprobs or 0) if request.logprobs else None
-        return chat_completion(
-            id=new_id("chatcmpl"),
-            model=model or self.name,
-            content=content,
-            reasoning_content=reasoning,
-            finish_reason=finish,
-            prompt_tokens=len(request.prompt_text()),
-            completion_tokens=len(content),
-            logprobs=lp,
-        )
+        content, finish = _limit(content, request.token_limit(4096), request.stop_list())
+        return OracleAnswer(content, reasoning, finish, len(request.prompt_text()))
 
-    async def chat_stream(
-        self, request: ChatCompletionRequest, *, model: str | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
-        content, reasoning = self._answer(request.last_user_text())
-        content, finish = self._limit(content, request.token_limit(4096), request.stop_list())
-        cid, created, m = new_id("chatcmpl"), int(time.time()), model or self.name
-        if self.first_token_delay_s:
-            await asyncio.sleep(self.first_token_delay_s)
-        yield chat_chunk(id=cid, model=m, created=created, delta={"role": "assistant", "content": ""})
-        if reasoning:
-            yield chat_chunk(id=cid, model=m, created=created, delta={"reasoning_content": reasoning})
-        top = request.top_logprobs or 0
-        for c in content:
-            if self.token_delay_s:
-                await asyncio.sleep(self.token_delay_s)
-            lp = self._logprobs(c, top) if request.logprobs else None
-            yield chat_chunk(id=cid, model=m, created=created, delta={"content": c}, logprobs=lp)
-        yield chat_chunk(id=cid, model=m, created=created, delta={}, finish_reason=finish)
-        if request.stream_options and request.stream_options.include_usage:
-            yield chat_chunk(
-                id=cid, model=m, created=created, usage_=usage(len(request.prompt_text()), len(content))
-            )
-
-    async def completion(self, request: CompletionRequest, *, model: str | None = None) -> dict[str, Any]:
+    async def completion_job(self, request: CompletionRequest, model: str | None) -> OracleAnswer:
         text, _ = solve(request.prompt_str())
-        text, finish = self._limit(text, request.token_limit(16), request.stop_list())
-        await self._delay(len(text))
-        return text_completion(
-            id=new_id("cmpl"),
-            model=model or self.name,
-            text=text,
-            finish_reason=finish,
-            prompt_tokens=len(request.prompt_str()),
-            completion_tokens=len(text),
-        )
+        text, finish = _limit(text, request.token_limit(16), request.stop_list())
+        return OracleAnswer(text, None, finish, len(request.prompt_str()))
 
-    async def completion_stream(
-        self, request: CompletionRequest, *, model: str | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
-        text, _ = solve(request.prompt_str())
-        text, finish = self._limit(text, request.token_limit(16), request.stop_list())
-        cid, created, m = new_id("cmpl"), int(time.time()), model or self.name
-        if self.first_token_delay_s:
-            await asyncio.sleep(self.first_token_delay_s)
-        for c in text:
-            if self.token_delay_s:
+    async def generate(self, job: OracleAnswer, *, stream: bool) -> AsyncIterator[Event]:
+        # A blocking answer waits as long as the stream would have taken, then comes whole.
+        first_wait = self.first_token_delay_s + (0.0 if stream else len(job.content) * self.token_delay_s)
+        if first_wait > 0:
+            await asyncio.sleep(first_wait)
+        if job.reasoning:
+            yield Piece(reasoning=job.reasoning)
+        for c in job.content if stream else [job.content]:
+            if stream and self.token_delay_s:
                 await asyncio.sleep(self.token_delay_s)
-            yield text_chunk(id=cid, model=m, created=created, text=c)
-        yield text_chunk(id=cid, model=m, created=created, text="", finish_reason=finish)
-        if request.stream_options and request.stream_options.include_usage:
-            yield text_chunk(
-                id=cid,
-                model=m,
-                created=created,
-                text=None,
-                usage_=usage(len(request.prompt_str()), len(text)),
-            )
+            yield Piece(c, logprobs=_certain(c))
+        yield Finish(job.finish_reason, job.prompt_tokens, len(job.content))
 
     async def health(self) -> bool:
         return True

@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import json
 import struct
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -40,25 +39,23 @@ from tritonclient.grpc import InferResult, service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from distillserve.backends.chat_prompt import ChatPrompter
+from distillserve.backends.token_stream import Event, Finish, Piece, TokenStreamBackend
 from distillserve.backends.triton_tensors import VLLM_TENSOR_NAMES, read_error_mark
-from distillserve.config import BackendConfig
-from distillserve.protocol.backend import Backend
+from distillserve.config import TritonBackendConfig
 from distillserve.protocol.errors import APIError, BackendRejected, BackendTimeout, BackendUnavailable
-from distillserve.protocol.schema import (
-    ChatCompletionRequest,
-    CompletionRequest,
-    SamplingFields,
-    chat_chunk,
-    chat_completion,
-    new_id,
-    text_chunk,
-    text_completion,
-    usage,
-)
+from distillserve.protocol.schema import ChatCompletionRequest, CompletionRequest, SamplingFields, new_id
+
+DEFAULT_COMPLETION_MAX_TOKENS = 16  # vLLM's and OpenAI's default for /v1/completions
+
+
+@dataclass(frozen=True)
+class TritonJob:
+    prompt: str
+    params: dict[str, Any]  # vLLM SamplingParams as JSON, ``lora_name`` for an adapter
 
 
 @dataclass
-class Piece:
+class TritonResponse:
     """What one Triton response adds to the answer."""
 
     text: str
@@ -93,10 +90,11 @@ def _finish(raw: Any) -> str | None:
     return "length" if value == "length" else "stop"
 
 
-class TritonBackend(Backend):
+class TritonBackend(TokenStreamBackend[TritonJob]):
     kind = "triton"
+    reports_logprobs = False  # the vLLM backend's tensor interface has no logprobs output
 
-    def __init__(self, cfg: BackendConfig) -> None:
+    def __init__(self, cfg: TritonBackendConfig) -> None:
         if not cfg.url:
             raise ValueError(
                 f"backend {cfg.name!r}: 'url' (Triton's HTTP endpoint) is required for kind 'triton'"
@@ -263,7 +261,9 @@ class TritonBackend(Backend):
             )
         return BackendUnavailable(f"{self.name}: Triton error: {message}")
 
-    async def _generate(self, prompt: str, params: dict[str, Any], *, stream: bool) -> AsyncIterator[Piece]:
+    async def _responses(
+        self, prompt: str, params: dict[str, Any], *, stream: bool
+    ) -> AsyncIterator[TritonResponse]:
         inputs = await self._declared_inputs()
         request = self._infer_request(prompt, params, stream=stream, inputs=inputs)
         assert self._stub is not None
@@ -292,7 +292,7 @@ class TritonBackend(Backend):
                 if not infer.outputs:  # the empty final response
                     continue
                 result = InferResult(infer)
-                yield Piece(
+                yield TritonResponse(
                     text=_text(result.as_numpy(self.names["text_output"])),
                     finish_reason=_finish(_first(result.as_numpy(self.names["finish_reason"]))),
                     input_tokens=_int(_first(result.as_numpy(self.names["num_input_tokens"]))),
@@ -307,109 +307,45 @@ class TritonBackend(Backend):
                 call.cancel()  # the client left early, or an error: stop the server's work
 
     # -- answers ----------------------------------------------------------------------------------
-    async def _chat_prompt(self, request: ChatCompletionRequest) -> str:
+    async def chat_job(self, request: ChatCompletionRequest, model: str | None) -> TritonJob:
         await self._load_prompter()
         if self._prompter is None:
             raise BackendUnavailable(
                 f"{self.name}: chat needs a chat template: set 'chat_template' or 'model_path' (a tokenizer)"
             )
-        return self._prompter.render(request)
-
-    def _usage(self, prompt: str, text: str, n_in: int | None, n_out: int | None) -> dict[str, int]:
-        counter = self._prompter.count_tokens if self._prompter else (lambda _: None)
-        prompt_tokens = n_in if n_in is not None else counter(prompt) or 0
-        completion_tokens = n_out if n_out is not None else counter(text) or 0
-        return usage(prompt_tokens, completion_tokens)
-
-    async def _collect(self, prompt: str, params: dict[str, Any]) -> tuple[str, str, dict[str, int]]:
-        parts: list[str] = []
-        finish, n_in, n_out = None, None, None
-        async for piece in self._generate(prompt, params, stream=False):
-            parts.append(piece.text)
-            finish = piece.finish_reason or finish
-            n_in = piece.input_tokens if piece.input_tokens is not None else n_in
-            n_out = _add(n_out, piece.output_tokens)
-        text = "".join(parts)
-        u = self._usage(prompt, text, n_in, n_out)
-        return text, finish or _guess_finish(u, params), u
-
-    async def _stream_pieces(
-        self, prompt: str, params: dict[str, Any]
-    ) -> AsyncIterator[tuple[Piece, dict[str, int] | None, str | None]]:
-        """Each piece, then a closing (empty piece, usage, finish reason)."""
-        parts: list[str] = []
-        finish, n_in, n_out = None, None, None
-        async for piece in self._generate(prompt, params, stream=True):
-            parts.append(piece.text)
-            finish = piece.finish_reason or finish
-            n_in = piece.input_tokens if piece.input_tokens is not None else n_in
-            n_out = _add(n_out, piece.output_tokens)
-            if piece.text:
-                yield piece, None, None
-        u = self._usage(prompt, "".join(parts), n_in, n_out)
-        yield Piece("", None, None, None), u, finish or _guess_finish(u, params)
-
-    async def chat(self, request: ChatCompletionRequest, *, model: str | None = None) -> dict[str, Any]:
-        prompt = await self._chat_prompt(request)
-        params = self._sampling(request, request.token_limit(self.cfg.triton_default_max_tokens), model)
-        text, finish, u = await self._collect(prompt, params)
-        return chat_completion(
-            id=new_id("chatcmpl"),
-            model=model or self.name,
-            content=text,
-            finish_reason=finish,
-            prompt_tokens=u["prompt_tokens"],
-            completion_tokens=u["completion_tokens"],
+        prompt = self._prompter.render(request)
+        return TritonJob(
+            prompt, self._sampling(request, request.token_limit(self.cfg.triton_default_max_tokens), model)
         )
 
-    async def chat_stream(
-        self, request: ChatCompletionRequest, *, model: str | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
-        prompt = await self._chat_prompt(request)
-        params = self._sampling(request, request.token_limit(self.cfg.triton_default_max_tokens), model)
-        cid, created, m = new_id("chatcmpl"), int(time.time()), model or self.name
-        pieces = self._stream_pieces(prompt, params)
-        # Fetch the first piece before the role chunk, so a dead server fails the request
-        # before anything was sent.
-        first = await pieces.__anext__()
-        yield chat_chunk(id=cid, model=m, created=created, delta={"role": "assistant", "content": ""})
-        item: tuple[Piece, dict[str, int] | None, str | None] | None = first
-        while item is not None:
-            piece, u, finish = item
-            if u is None:
-                yield chat_chunk(id=cid, model=m, created=created, delta={"content": piece.text})
-            else:
-                yield chat_chunk(id=cid, model=m, created=created, delta={}, finish_reason=finish)
-                # Always sent: the gateway counts tokens from it and drops it unless the client asked.
-                yield chat_chunk(id=cid, model=m, created=created, usage_=u)
-            item = await anext(pieces, None)
+    async def completion_job(self, request: CompletionRequest, model: str | None) -> TritonJob:
+        max_tokens = request.token_limit(DEFAULT_COMPLETION_MAX_TOKENS)
+        return TritonJob(request.prompt_str(), self._sampling(request, max_tokens, model))
 
-    async def completion(self, request: CompletionRequest, *, model: str | None = None) -> dict[str, Any]:
-        prompt = request.prompt_str()
-        text, finish, u = await self._collect(prompt, self._sampling(request, request.token_limit(16), model))
-        if request.echo:
-            text = prompt + text
-        return text_completion(
-            id=new_id("cmpl"),
-            model=model or self.name,
-            text=text,
-            finish_reason=finish,
-            prompt_tokens=u["prompt_tokens"],
-            completion_tokens=u["completion_tokens"],
-        )
+    def _count(self, text: str, reported: int | None) -> int:
+        """The server's count, else the tokenizer's (when there is one), else 0."""
+        if reported is not None:
+            return reported
+        counted = self._prompter.count_tokens(text) if self._prompter else None
+        return counted or 0
 
-    async def completion_stream(
-        self, request: CompletionRequest, *, model: str | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
-        prompt = request.prompt_str()
-        params = self._sampling(request, request.token_limit(16), model)
-        cid, created, m = new_id("cmpl"), int(time.time()), model or self.name
-        async for piece, u, finish in self._stream_pieces(prompt, params):
-            if u is None:
-                yield text_chunk(id=cid, model=m, created=created, text=piece.text)
-            else:
-                yield text_chunk(id=cid, model=m, created=created, text="", finish_reason=finish)
-                yield text_chunk(id=cid, model=m, created=created, text=None, usage_=u)
+    async def generate(self, job: TritonJob, *, stream: bool) -> AsyncIterator[Event]:
+        parts: list[str] = []
+        finish, n_in, n_out = None, None, None
+        # aclosing: a client that leaves cancels the gRPC call now, not when the generator is collected.
+        async with contextlib.aclosing(self._responses(job.prompt, job.params, stream=stream)) as responses:
+            async for response in responses:
+                parts.append(response.text)
+                finish = response.finish_reason or finish
+                n_in = response.input_tokens if response.input_tokens is not None else n_in
+                n_out = _add(n_out, response.output_tokens)
+                if response.text:
+                    yield Piece(response.text)
+        completion_tokens = self._count("".join(parts), n_out)
+        if finish is None:
+            # Servers that do not report a finish reason: a full token budget means it was cut off.
+            finish = "length" if completion_tokens >= job.params["max_tokens"] else "stop"
+        yield Finish(finish, self._count(job.prompt, n_in), completion_tokens)
 
 
 def _int(value: Any) -> int | None:
@@ -424,8 +360,3 @@ def _add(total: int | None, n: int | None) -> int | None:
     if n is None:
         return total
     return n if total is None else total + n
-
-
-def _guess_finish(u: dict[str, int], params: dict[str, Any]) -> str:
-    # Servers that do not report a finish reason: a full token budget means it was cut off.
-    return "length" if u["completion_tokens"] >= params["max_tokens"] else "stop"

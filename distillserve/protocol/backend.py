@@ -81,7 +81,8 @@ class Backend(ABC):
 
     @abstractmethod
     def chat_stream(self, request: ChatCompletionRequest, *, model: str | None = None) -> ChunkStream:
-        """``chat.completion.chunk`` dicts; the last one carries ``usage`` when asked for."""
+        """``chat.completion.chunk`` dicts, always ending with a ``choices: []`` chunk that carries
+        ``usage`` (the gateway counts tokens from it; callers drop it unless the client asked)."""
 
     @abstractmethod
     async def completion(self, request: CompletionRequest, *, model: str | None = None) -> dict[str, Any]:

@@ -71,14 +71,17 @@ async def _serve(
         body = await (backend.chat(req) if chat else backend.completion(req))  # type: ignore[arg-type]
         return json_response(body)
     it = backend.chat_stream(req) if chat else backend.completion_stream(req)  # type: ignore[arg-type]
-    return StreamingResponse(_events(it), media_type="text/event-stream")
+    want_usage = bool(req.stream_options and req.stream_options.include_usage)
+    return StreamingResponse(_events(it, want_usage), media_type="text/event-stream")
 
 
-async def _events(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
-    """SSE framing; a failure mid-stream is reported in-band, then ``[DONE]``."""
+async def _events(chunks: AsyncIterator[dict[str, Any]], want_usage: bool) -> AsyncIterator[bytes]:
+    """SSE framing; a failure mid-stream is reported in-band, then ``[DONE]``. Backends always end
+    with the usage chunk (``choices: []``); it goes out only when the client asked for it."""
     try:
         async for chunk in chunks:
-            yield encode_event(chunk)
+            if chunk.get("choices") or want_usage:
+                yield encode_event(chunk)
     except APIError as exc:
         yield encode_event(api_error_body(exc))
     yield DONE
