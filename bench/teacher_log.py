@@ -33,7 +33,7 @@ from distillserve.launchers.local_broker import LocalBroker
 from distillserve.teacher_log.kafka_sink import KafkaSink
 from tests.support.broker import create_topics, read_topic, running_broker, teacher_log_config
 from tests.support.servers import start_gateway
-from tests.test_teacher_log_sink import make_record
+from tests.teacher_log.test_kafka_sink import make_record
 
 
 async def latencies(url: str, n: int) -> list[float]:
