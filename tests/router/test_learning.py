@@ -18,7 +18,7 @@ from distillserve.router import evaluation
 from distillserve.router.labelled_example import LabelledExample, load_jsonl, save_jsonl
 from distillserve.router.labelled_set import build_testbed_set, quality_by_group
 from distillserve.testbed.student_model import ensure_testbed_student
-from distillserve.testbed.tasks import TASKS, answer
+from distillserve.testbed.tasks import BASE_TASKS, TASKS, answer
 from tests.support.lora_sft import train_task_adapter
 
 PER_TASK = 50  # 350 prompts: half to fit learned scorers, half to judge
@@ -94,10 +94,15 @@ async def test_learned_scorer_adapts_after_the_student_improves(
     q_base = quality_by_group(base_set)
     q_new = quality_by_group(improved_set)
     assert q_new["reverse"] >= q_base["reverse"] + 0.25, (q_base, q_new)  # the adapter learned its task
+    # ... and kept the base ones, so the student really improved: an adapter that trades copy for
+    # reverse makes a worse student, and the router then rightly sends the teacher more. Seeds 0-9 of
+    # the adapter, native AVX512 and AVX2 kernels: every base task 0.96-1.00.
+    assert min(q_new[t] for t in BASE_TASKS) >= 0.85, (q_base, q_new)
     before, after = await _report(base_set), await _report(improved_set)
-    # The same quality now needs a smaller share of teacher traffic. 85% of the teacher's: the
-    # adapter gets most `reverse` prompts right but not all, and no router can tell which ones from
-    # the prompt, so at 95% every `reverse` prompt still has to go to the teacher for both students.
+    # The same quality now needs a smaller share of teacher traffic. 85% of the teacher's: at 95%
+    # every `reverse` prompt still has to go to the teacher whenever the adapter misses a few of them,
+    # since no router can tell which ones from the prompt. Seeds 0-9 of the adapter, on both kernel
+    # sets: share 0.450 before, 0.296-0.330 after (the oracle's: 0.296-0.330), a drop of 0.120-0.154.
     target = 0.85 * before.teacher_quality
     share_before = before.result("embedding").share_for_quality(target)
     share_after = after.result("embedding").share_for_quality(target)
