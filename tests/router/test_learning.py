@@ -25,7 +25,8 @@ PER_TASK = 50  # 350 prompts: half to fit learned scorers, half to judge
 
 
 async def _label(student_dir: Path, adapter_dir: Path | None) -> list[LabelledExample]:
-    student = EmbeddedBackend(EmbeddedBackendConfig(name="student", model_path=str(student_dir)))
+    # One engine thread: labelling must not crawl when the other core is busy (tests/support/servers.py).
+    student = EmbeddedBackend(EmbeddedBackendConfig(name="student", model_path=str(student_dir), threads=1))
     await student.start()
     try:
         name = None

@@ -31,6 +31,17 @@ def start_testbed_teacher(tmp: Path, *args: str, name: str = "teacher") -> Itera
 
 
 @contextlib.contextmanager
+def one_engine_thread(student: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An embedded student (also the default one) on one engine thread unless the test says
+    otherwise: tests share two cores with other processes, and a two-thread engine team waits at
+    every barrier for a member the busy core preempted (54x slower, bench/engine_beside_training.py)."""
+    if student is None:
+        return {"kind": "embedded", "name": "student", "model_path": "testbed-student", "threads": 1}
+    if student.get("kind") == "embedded":
+        return {"threads": 1, **student}
+    return student
+
+
 def start_gateway(
     tmp: Path, config: dict[str, Any], *, timeout: float = 180, ready_path: str = "/healthz"
 ) -> Iterator[Server]:
@@ -38,6 +49,7 @@ def start_gateway(
     port = free_port()
     cfg_path = tmp / f"gateway-{port}.yaml"
     config = {**config, "server": {**config.get("server", {}), "host": "127.0.0.1", "port": port}}
+    config["student"] = one_engine_thread(config.get("student"))
     cfg_path.write_text(yaml.safe_dump(config))
     log = tmp / f"gateway-{port}.log"
     cmd = python_module("distillserve", "serve", "--config", str(cfg_path))
