@@ -30,7 +30,6 @@ def start_testbed_teacher(tmp: Path, *args: str, name: str = "teacher") -> Itera
         yield Server(f"http://127.0.0.1:{port}/v1", port, proc.pid, log)
 
 
-@contextlib.contextmanager
 def one_engine_thread(student: dict[str, Any] | None) -> dict[str, Any] | None:
     """An embedded student (also the default one) on one engine thread unless the test says
     otherwise: tests share two cores with other processes, and a two-thread engine team waits at
@@ -42,6 +41,7 @@ def one_engine_thread(student: dict[str, Any] | None) -> dict[str, Any] | None:
     return student
 
 
+@contextlib.contextmanager
 def start_gateway(
     tmp: Path, config: dict[str, Any], *, timeout: float = 180, ready_path: str = "/healthz"
 ) -> Iterator[Server]:
