@@ -2,11 +2,12 @@
 # Create .venv with every pinned dependency (offline-capable afterwards). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Prometheus server and promtool (Debian's package) for the monitoring tests.
-if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+# Prometheus server and promtool for the monitoring tests, Redis for the shared rate limits
+# (Debian's packages).
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null || ! command -v redis-server >/dev/null; then
   SUDO=(); [ "$(id -u)" -eq 0 ] || SUDO=(sudo)
   "${SUDO[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends prometheus redis-server >/dev/null
 fi
 UV_VERSION=0.13.9
 if [ ! -x .venv/bin/python ]; then
