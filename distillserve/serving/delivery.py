@@ -141,9 +141,12 @@ class AnswerDelivery:
 
 
 def count_tokens(route: str, usage: dict[str, Any] | None) -> None:
-    if usage:
-        metrics.TOKENS.labels(route=route, direction="prompt").inc(usage.get("prompt_tokens", 0))
-        metrics.TOKENS.labels(route=route, direction="completion").inc(usage.get("completion_tokens", 0))
+    # Only counts that make sense: vLLM may send ``completion_tokens: null``, and a broken
+    # upstream's negative count must not fail the request (its record is dead-lettered instead).
+    for direction in ("prompt", "completion"):
+        n = (usage or {}).get(f"{direction}_tokens")
+        if isinstance(n, int) and n > 0:
+            metrics.TOKENS.labels(route=route, direction=direction).inc(n)
 
 
 def _observe_first_token(plan: RoutePlan, started: float) -> None:
