@@ -23,7 +23,7 @@ def log_answer(sink: TeacherLogSink, answer: TeacherAnswer) -> TeacherLogRecord 
     """Submit the answer's record; None when it went to the dead letters instead."""
     try:
         record = answer.to_record()
-    except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+    except Exception as exc:  # mostly pydantic's ValidationError; whatever it is, the answer is kept
         reason = f"{type(exc).__name__}: {exc}"
         log.warning(
             "teacher answer %s cannot become a record (%s): dead-lettered", answer.response_id, reason[:300]
