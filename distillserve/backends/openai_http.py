@@ -14,11 +14,16 @@ from typing import Any
 import aiohttp
 import orjson
 
+from distillserve.backends.upstream_answer import checked_events, parse_answer
 from distillserve.config import OpenAIBackendConfig
 from distillserve.protocol.backend import Backend
-from distillserve.protocol.errors import BackendRejected, BackendTimeout, BackendUnavailable
+from distillserve.protocol.errors import (
+    BackendRejected,
+    BackendTimeout,
+    BackendUnavailable,
+    BadUpstreamResponse,
+)
 from distillserve.protocol.schema import ChatCompletionRequest, CompletionRequest, SamplingFields
-from distillserve.protocol.sse import iter_events
 
 
 class OpenAIHTTPBackend(Backend):
@@ -97,6 +102,8 @@ class OpenAIHTTPBackend(Backend):
     def _failure(self, exc: BaseException) -> Exception:
         if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
             return BackendTimeout(f"{self.name}: upstream timed out")
+        if isinstance(exc, aiohttp.ClientPayloadError):  # the connection closed mid-body
+            return BadUpstreamResponse(f"{self.name}: upstream answer truncated ({exc})")
         return BackendUnavailable(f"{self.name}: upstream unreachable ({type(exc).__name__}: {exc})")
 
     async def _post(self, path: str, body: bytes) -> dict[str, Any]:
@@ -108,14 +115,14 @@ class OpenAIHTTPBackend(Backend):
             raise self._failure(exc) from exc
         if status != 200:
             self._raise_for(status, content)
-        return orjson.loads(content)
+        return parse_answer(self.name, content)
 
     async def _stream(self, path: str, body: bytes) -> AsyncIterator[dict[str, Any]]:
         try:
             async with self.session.post(self.base_url + path, data=body) as r:
                 if r.status != 200:
                     self._raise_for(r.status, await r.read())
-                async for event in iter_events(r.content):
+                async for event in checked_events(self.name, r.content):
                     if "error" in event and "choices" not in event:
                         raise BackendUnavailable(f"{self.name}: upstream failed mid-stream: {event['error']}")
                     yield event

@@ -28,12 +28,19 @@ _TTFT = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ROUTES = ("student", "teacher")
 ENDPOINTS = ("chat", "completions")
 # Statuses a request can end with; others (e.g. an upstream's 429) still appear once they happen.
-STATUSES = ("200", "400", "401", "404", "413", "499", "500", "503", "504")
+STATUSES = ("200", "400", "401", "404", "413", "499", "500", "502", "503", "504")
 # Requests refused before routing are counted with route="none", backend="none".
 REJECTED_STATUSES = ("400", "401", "404", "413")
-BACKEND_ERROR_KINDS = ("backend_unavailable", "backend_timeout", "server_error", "invalid_request_error")
+BACKEND_ERROR_KINDS = (
+    "backend_unavailable",
+    "backend_timeout",
+    "server_error",
+    "invalid_request_error",
+    "bad_upstream_response",  # not JSON, no choices, a stream cut off before its finish reason
+)
 ROUTE_REASONS = ("score", "forced", "key_override", "pinned")
-TEACHER_LOG_OUTCOMES = ("produced", "spooled", "replayed", "dropped", "dead_lettered")
+# invalid: a teacher answer that could not become a record (dead-lettered by the gateway).
+TEACHER_LOG_OUTCOMES = ("produced", "spooled", "replayed", "dropped", "dead_lettered", "invalid")
 SHADOW_OUTCOMES = (
     "agree",  # teacher answered, the pair agrees
     "disagree",  # teacher answered, the pair disagrees
@@ -147,7 +154,7 @@ def _teacher_log(m: _Maker) -> dict[str, Any]:
     return dict(
         TEACHER_LOG_RECORDS=m.counter(
             "distillserve_teacher_log_records_total",
-            "Teacher-log records by outcome (produced, spooled, replayed, dropped, dead_lettered).",
+            "Teacher-log records by outcome (produced, spooled, replayed, dropped, dead_lettered, invalid).",
             ["outcome"],
         ),
         TEACHER_LOG_QUEUE_DEPTH=m.gauge("distillserve_teacher_log_queue_depth", "Records waiting in memory."),

@@ -75,6 +75,16 @@ class BackendTimeout(APIError):
     code = "backend_timeout"
 
 
+class BadUpstreamResponse(APIError):
+    """The upstream answered 200 with something that is not an answer: not JSON, no choices, or
+    a stream cut off before its finish reason. Not a failover error: the backend is up, and
+    the client is told plainly that its answer was broken."""
+
+    status_code = 502
+    type = "server_error"
+    code = "bad_upstream_response"
+
+
 class BackendRejected(APIError):
     """The upstream answered with an error of its own; we relay its status and message."""
 

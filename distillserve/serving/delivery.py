@@ -18,6 +18,7 @@ from distillserve.protocol.schema import ChatCompletionRequest
 from distillserve.serving.route_plan import Request, RoutePlan
 from distillserve.serving.stream_gathering import StreamState, has_content, strip_chunk
 from distillserve.teacher_log.answer import TeacherAnswer
+from distillserve.teacher_log.intake import log_answer
 from distillserve.teacher_log.sink import TeacherLogSink
 
 log = logging.getLogger(__name__)
@@ -105,11 +106,9 @@ class AnswerDelivery:
                 chunk = first
                 while chunk is not None:
                     chunk["model"] = plan.public_model
-                    if chunk.get("usage"):
-                        state.usage = chunk["usage"]
+                    state.gather(chunk, chat)
                     choices = chunk.get("choices") or []
                     if choices:
-                        state.gather(choices[0], chat)
                         if not got_first_token and has_content(choices[0], chat):
                             got_first_token = True
                             _observe_first_token(plan, started)
@@ -134,18 +133,20 @@ class AnswerDelivery:
         if not self.log_teacher_answers:
             return
         try:
-            record = answer.to_record()
-            self.sink.submit(record)
-            if record.messages is not None and self.on_teacher_answer is not None:
+            record = log_answer(self.sink, answer)  # an invalid answer is dead-lettered and counted
+            if record is not None and record.messages is not None and self.on_teacher_answer is not None:
                 self.on_teacher_answer(record.messages, answer.text)
         except Exception:  # logging must never fail a request; the sink counts its own drops
             log.exception("could not log a teacher answer")
 
 
 def count_tokens(route: str, usage: dict[str, Any] | None) -> None:
-    if usage:
-        metrics.TOKENS.labels(route=route, direction="prompt").inc(usage.get("prompt_tokens", 0))
-        metrics.TOKENS.labels(route=route, direction="completion").inc(usage.get("completion_tokens", 0))
+    # Only counts that make sense: vLLM may send ``completion_tokens: null``, and a broken
+    # upstream's negative count must not fail the request (its record is dead-lettered instead).
+    for direction in ("prompt", "completion"):
+        n = (usage or {}).get(f"{direction}_tokens")
+        if isinstance(n, int) and n > 0:
+            metrics.TOKENS.labels(route=route, direction=direction).inc(n)
 
 
 def _observe_first_token(plan: RoutePlan, started: float) -> None:

@@ -25,6 +25,7 @@ from distillserve.protocol.backend import Backend
 from distillserve.protocol.errors import APIError
 from distillserve.protocol.schema import ChatCompletionRequest
 from distillserve.teacher_log.answer import AnswerOrigin, TeacherAnswer
+from distillserve.teacher_log.intake import log_answer
 from distillserve.teacher_log.sink import TeacherLogSink
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ class ShadowSampler:
     def _log_pair(self, answer: TeacherAnswer) -> None:
         # The same record builder as for teacher-served requests, so both kinds share one shape.
         try:
-            self.sink.submit(answer.to_record())
+            log_answer(self.sink, answer)
         except Exception:  # the sink counts its own drops; a record we cannot build is logged
             log.exception("could not log a shadow pair")
 

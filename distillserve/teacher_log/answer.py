@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from distillserve.protocol.reasoning import split_think
 from distillserve.protocol.schema import ChatCompletionRequest, CompletionRequest, SamplingFields, new_id
+from distillserve.teacher_log.message import AnswerMessage
 from distillserve.teacher_log.record import TeacherLogRecord, TokenLogprob, conversation_key
 
 Request = ChatCompletionRequest | CompletionRequest
@@ -49,31 +50,41 @@ class TeacherAnswer:
     text: str
     reasoning: str | None = None
     finish_reason: str | None = None
+    #: ``usage`` as the provider sent it (nested details, nulls and unknown counters included).
     usage: dict[str, Any] | None = None
     #: OpenAI ``logprobs.content`` entries: ``{"token", "logprob", "top_logprobs": [...]}``.
     logprobs: list[dict[str, Any]] | None = None
     response_id: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    refusal: str | None = None
+    content_parts: list[dict[str, Any]] | None = None
+    system_fingerprint: str | None = None
+    message_extras: dict[str, Any] | None = None
 
     @classmethod
     def from_body(cls, request: Request, origin: AnswerOrigin, body: dict[str, Any]) -> TeacherAnswer:
         """From a blocking ``chat.completion`` / ``text_completion`` body."""
         choice = (body.get("choices") or [{}])[0]
-        if isinstance(request, ChatCompletionRequest):
-            msg = choice.get("message") or {}
-            text = msg.get("content") or ""
-            reasoning = msg.get("reasoning_content") or msg.get("reasoning")
-            logprobs = (choice.get("logprobs") or {}).get("content")
-        else:
-            text, reasoning, logprobs = choice.get("text") or "", None, None
+        common: dict[str, Any] = {
+            "finish_reason": choice.get("finish_reason"),
+            "usage": body.get("usage"),
+            "response_id": body.get("id"),
+            "system_fingerprint": body.get("system_fingerprint"),
+        }
+        if not isinstance(request, ChatCompletionRequest):
+            return cls(request, origin, choice.get("text") or "", **common)
+        message = AnswerMessage.parse(choice.get("message") or {})
         return cls(
             request,
             origin,
-            text,
-            reasoning,
-            choice.get("finish_reason"),
-            body.get("usage"),
-            logprobs,
-            body.get("id"),
+            message.text,
+            message.reasoning,
+            logprobs=(choice.get("logprobs") or {}).get("content"),
+            tool_calls=message.tool_calls,
+            refusal=message.refusal,
+            content_parts=message.content_parts,
+            message_extras=message.extras,
+            **common,
         )
 
     @property
@@ -106,6 +117,11 @@ class TeacherAnswer:
             reasoning_content=reasoning,
             finish_reason=self.finish_reason,
             usage=self.usage or {},
+            tool_calls=self.tool_calls or None,
+            refusal=self.refusal,
+            content_parts=self.content_parts,
+            system_fingerprint=self.system_fingerprint,
+            message_extras=self.message_extras or None,
             logprobs=[_token_logprob(e) for e in self.logprobs] if self.logprobs else None,
             student_model=origin.student_model,
             student_text=origin.student_text,

@@ -34,6 +34,7 @@ from kafka.partitioner.default import DefaultPartitioner, murmur2
 
 from distillserve.config import TeacherLogConfig, cache_dir
 from distillserve.monitoring import metrics
+from distillserve.teacher_log.dead_letter import DeadLetter
 from distillserve.teacher_log.kafka_options import client_options
 from distillserve.teacher_log.record import TeacherLogRecord
 from distillserve.teacher_log.sink import TeacherLogSink
@@ -121,6 +122,9 @@ class KafkaSink(TeacherLogSink):
         # deque.append and len are atomic under the GIL: no lock on the request path.
         self._queue: deque[TeacherLogRecord] = deque()
         self._queue_max = cfg.queue_size
+        # Answers that could not become records (rare): sent to the dead-letter topic by the thread.
+        self._dead: deque[DeadLetter] = deque()
+        self._dead_next_attempt = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         # Everything below is touched only by the producer thread.
@@ -147,6 +151,9 @@ class KafkaSink(TeacherLogSink):
             self.stats.spooled += kept
             metrics.TEACHER_LOG_RECORDS.labels("spooled").inc(kept)
 
+    def dead_letter(self, letter: DeadLetter) -> None:
+        self._dead.append(letter)
+
     # --- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
         self.start_background()
@@ -169,6 +176,7 @@ class KafkaSink(TeacherLogSink):
                 return
         else:  # never started: what was submitted goes to disk, for the next start to send
             self._spool_records(self._take(0))
+            self._keep_dead_letters_on_disk()
         self.spool.close()
 
     def wait_delivered(self, timeout: float) -> bool:
@@ -215,6 +223,7 @@ class KafkaSink(TeacherLogSink):
                     self._spool_records(items)
                 else:
                     self._send(items)
+                    self._send_dead_letters()
                 self._reap()
                 if self._spooling and not stopping and time.monotonic() >= self._next_attempt:
                     self._replay()
@@ -396,5 +405,44 @@ class KafkaSink(TeacherLogSink):
         if self._inflight:
             self._fail_inflight([])
         self._spool_records(self._take(0))
+        if not self._spooling:
+            self._send_dead_letters(force=True)
+        self._keep_dead_letters_on_disk()
         self._close_producer(timeout=2)
         metrics.TEACHER_LOG_QUEUE_DEPTH.set(0)
+
+    # --- dead letters ---------------------------------------------------------------------------
+    def _send_dead_letters(self, force: bool = False) -> None:
+        """Send the waiting dead letters and wait for their acknowledgement (they are rare); on
+        failure they stay queued for a later try, and whatever is left at shutdown goes to disk."""
+        if not self._dead or (not force and time.monotonic() < self._dead_next_attempt):
+            return
+        try:
+            if self._producer is None:
+                self._producer = self._make_producer()
+            letters = list(self._dead)
+            futures = [
+                self._producer.send(
+                    self.cfg.dead_letter_topic, key=d.key or None, value=d.value, headers=d.headers()
+                )
+                for d in letters
+            ]
+            self._producer.flush(timeout=self.cfg.delivery_timeout_s)
+            for f in futures:
+                f.get(timeout=0)  # raises the delivery error, if any
+        except Exception as exc:
+            self._dead_next_attempt = time.monotonic() + _MAX_BACKOFF_S
+            log.warning("teacher-log dead letters not delivered (%s); retrying later", exc)
+            return
+        for _ in letters:
+            self._dead.popleft()
+
+    def _keep_dead_letters_on_disk(self) -> None:
+        """Dead letters the broker never took, appended to ``dead-letters.jsonl`` beside the spool."""
+        if not self._dead:
+            return
+        path = self.spool.directory / "dead-letters.jsonl"
+        with path.open("ab") as fh:
+            while self._dead:
+                fh.write(self._dead.popleft().to_json_line())
+        log.error("teacher-log dead letters the broker did not take are in %s", path)

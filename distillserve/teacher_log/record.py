@@ -3,6 +3,13 @@
 Schema-versioned JSON. ``key`` groups one conversation into one Kafka partition.
 Bump ``SCHEMA_VERSION`` on any incompatible change; readers reject versions they
 do not know (the record then goes to the dead-letter topic).
+
+Version 2 keeps the teacher's answer as the provider sent it: ``usage`` with its nested
+details (``prompt_tokens_details: null`` from vLLM, ``{cached_tokens}`` and
+``completion_tokens_details: {reasoning_tokens}`` from OpenAI and DeepSeek, DeepSeek's
+``prompt_cache_hit_tokens``) and any field we do not know, tool calls, refusals, content parts
+and the system fingerprint. Version-1 records (flat integer usage) still read; a version-1
+reader rejects version 2 by its number instead of failing on a nested usage field.
 """
 
 from __future__ import annotations
@@ -14,7 +21,11 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+from distillserve.teacher_log.usage import ToolCall, Usage
+
+SCHEMA_VERSION = 2
+#: Versions this reader understands: every version-1 field kept its meaning in version 2.
+READABLE_VERSIONS = frozenset({1, 2})
 
 
 class TokenLogprob(BaseModel):
@@ -45,8 +56,16 @@ class TeacherLogRecord(BaseModel):
     teacher_backend: str
     response_text: str
     reasoning_content: str | None = None
+    # Any reason the provider gave: stop, length, tool_calls, content_filter, ...
     finish_reason: str | None = None
-    usage: dict[str, int] = Field(default_factory=dict)
+    usage: Usage = Field(default_factory=Usage)
+    tool_calls: list[ToolCall] | None = None
+    refusal: str | None = None
+    # The answer's content when the provider sent a list of parts (``response_text`` joins their text).
+    content_parts: list[dict[str, Any]] | None = None
+    system_fingerprint: str | None = None
+    # Fields of the answer's message we do not model (``annotations``, ``audio``, ...), kept as sent.
+    message_extras: dict[str, Any] | None = None
     logprobs: list[TokenLogprob] | None = None
     # Shadow pairs: what the student answered to the same prompt.
     student_model: str | None = None
@@ -63,7 +82,7 @@ class TeacherLogRecord(BaseModel):
         if not isinstance(obj, dict):
             raise ValueError("teacher-log record must be a JSON object")
         version = obj.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_VERSIONS:
             raise ValueError(f"unsupported teacher-log schema_version {version!r}")
         return cls.model_validate(obj)
 

@@ -105,7 +105,7 @@ def test_auto_routes_hard_prompt_to_teacher_and_logs_it(client: openai.OpenAI, t
         rec.response_text.endswith("olleh") and rec.reasoning_content and "reverse" in rec.reasoning_content
     )
     assert rec.route == "teacher" and rec.teacher_backend == "openai" and rec.difficulty >= 0.5
-    assert rec.messages[0]["content"] == HARD and rec.usage["completion_tokens"] == len(
+    assert rec.messages[0]["content"] == HARD and rec.usage.completion_tokens == len(
         resp.choices[0].message.content
     )
 
