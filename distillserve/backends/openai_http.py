@@ -63,10 +63,10 @@ class OpenAIHTTPBackend(Backend):
 
     # -- request building -------------------------------------------------------------------------
     def _body(self, request: SamplingFields, model: str | None, stream: bool) -> bytes:
-        # What the client sent, as sent: tools, tool_choice, tool_calls, tool turns, response_format
-        # and image parts are typed for validation only; free-form parts (a tool's JSON schema) are
-        # plain dicts and keep even their nulls.
-        body = request.model_dump(exclude_none=True, exclude_unset=True)
+        # What the client sent, as sent (its explicit nulls too, e.g. an assistant turn's
+        # ``content: null`` beside its ``tool_calls``): tools, tool_choice, tool turns,
+        # response_format and image parts are typed for validation only, never rewritten.
+        body = request.model_dump(exclude_unset=True)
         body["model"] = model or self.cfg.served_model
         body["stream"] = stream
         if stream:
