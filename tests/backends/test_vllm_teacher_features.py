@@ -92,11 +92,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "router": {"scorer": "heuristic", "policy": "threshold", "threshold": 0.5},
         "teacher_log": {"sink": "file", "spool_dir": str(tmp / "log")},
     }
-    with engine:
-        engine.wait_ready(timeout=1200)
+    engine.start()
+    try:
+        engine.wait_ready(timeout=1200)  # longer than ``with engine``'s default on a busy machine
         with start_gateway(tmp, config) as gw:
             client = openai.OpenAI(base_url=gw.url, api_key=KEY, max_retries=0, timeout=300)
             yield Stack(gw, client, tmp / "log" / "teacher-log.jsonl")
+    finally:
+        engine.stop()
 
 
 def chat(stack: Stack, model: str = "auto", **kw: Any) -> Any:
