@@ -41,8 +41,8 @@ def unsupported(missing: Collection[Feature], model: str) -> UnsupportedFeature:
     ordered = [f for f in FEATURES if f in missing]
     what = "; ".join(DESCRIPTION[f] for f in ordered)
     return UnsupportedFeature(
-        f"The model '{model}' cannot serve {what}. Send this request to a model that supports "
-        f"{'it' if len(ordered) == 1 else 'them'}: the teacher, or model 'auto', which routes it there.",
+        f"The model '{model}' cannot serve {what}. Send the request to a model that does; with "
+        f"model 'auto' the gateway routes it to one when one is configured.",
         param=PARAM_OF[ordered[0]],
     )
 

@@ -82,7 +82,11 @@ class Gateway:
 
     async def plan(self, request: Request, *, forced: str | None, api_key: str | None) -> RoutePlan:
         """The route for ``request``; a 400 when the backend it must go to cannot serve all of it."""
-        return within_capabilities(await self._plan(request, forced=forced, api_key=api_key), request)
+        plan = within_capabilities(await self._plan(request, forced=forced, api_key=api_key), request)
+        if plan.decision.reason == CAPABILITY:
+            for feature in missing_features(request, self.student.supports):
+                metrics.UNSUPPORTED_FEATURE_REQUESTS.labels(feature=feature, outcome="teacher").inc()
+        return plan
 
     async def _plan(self, request: Request, *, forced: str | None, api_key: str | None) -> RoutePlan:
         model = request.model
@@ -104,9 +108,6 @@ class Gateway:
         lacks = missing_features(request, self.student.supports)
         decision = await self.router.decide(prompt, forced=forced, api_key=api_key, student_lacks=lacks)
         metrics.ROUTE_DECISIONS.labels(route=decision.route, reason=decision.reason).inc()
-        if decision.reason == CAPABILITY:
-            for feature in lacks:
-                metrics.UNSUPPORTED_FEATURE_REQUESTS.labels(feature=feature, outcome="teacher").inc()
         metrics.ROUTER_THRESHOLD.set(self.router.policy.threshold())
         if decision.route == "teacher":
             plan = self._teacher_plan(decision)
