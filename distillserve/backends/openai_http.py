@@ -35,6 +35,7 @@ class OpenAIHTTPBackend(Backend):
         self.cfg = cfg
         self.name = cfg.name
         self.base_url = cfg.url.rstrip("/")
+        self.supports = cfg.capabilities
         headers = {"Content-Type": "application/json"}
         if cfg.api_key is not None:
             headers["Authorization"] = f"Bearer {cfg.api_key.get_secret_value()}"
@@ -67,13 +68,16 @@ class OpenAIHTTPBackend(Backend):
 
     # -- request building -------------------------------------------------------------------------
     def _body(self, request: SamplingFields, model: str | None, stream: bool) -> bytes:
-        body = request.model_dump(exclude_none=True, exclude_unset=True)
+        # What the client sent, as sent (its explicit nulls too, e.g. an assistant turn's
+        # ``content: null`` beside its ``tool_calls``): tools, tool_choice, tool turns,
+        # response_format and image parts are typed for validation only, never rewritten.
+        body = request.model_dump(exclude_unset=True)
         body["model"] = model or self.cfg.served_model
         body["stream"] = stream
         if stream:
             # Always ask for usage so the gateway can count tokens; the gateway drops the
             # usage chunk again if the client did not ask for it.
-            body["stream_options"] = {**body.get("stream_options", {}), "include_usage": True}
+            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         else:
             body.pop("stream_options", None)
         return orjson.dumps(body)

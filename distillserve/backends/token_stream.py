@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from distillserve.protocol.backend import Backend
+from distillserve.protocol.errors import InvalidRequest
+from distillserve.protocol.features import refuse_unsupported
 from distillserve.protocol.schema import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -151,8 +153,22 @@ class TokenStreamBackend(Backend, Generic[JobT]):
         first = await anext(events, None)
         return _events(events, first)
 
+    def _refuse_what_a_text_prompt_drops(self, request: ChatCompletionRequest, model: str | None) -> None:
+        """The prompt is rendered as text: tools, response formats, images and other non-text parts
+        would be dropped from it, so a request that needs them is refused, never half-answered."""
+        refuse_unsupported(request, self.supports, model or self.name)
+        other = sorted({t for m in request.messages for t in m.part_types()} - {"text"})
+        if other:
+            raise InvalidRequest(
+                f"The model '{model or self.name}' reads text only: content parts of type "
+                f"{', '.join(repr(t) for t in other)} cannot be served.",
+                param="messages",
+                code="unsupported_feature",
+            )
+
     # -- chat -------------------------------------------------------------------------------------
     async def chat(self, request: ChatCompletionRequest, *, model: str | None = None) -> dict[str, Any]:
+        self._refuse_what_a_text_prompt_drops(request, model)
         answer = await _collect(self.generate(await self.chat_job(request, model), stream=False))
         logprobs = None
         if request.logprobs and self.reports_logprobs:
@@ -171,6 +187,7 @@ class TokenStreamBackend(Backend, Generic[JobT]):
     async def chat_stream(
         self, request: ChatCompletionRequest, *, model: str | None = None
     ) -> AsyncIterator[dict[str, Any]]:
+        self._refuse_what_a_text_prompt_drops(request, model)
         events = await self._first(await self.chat_job(request, model))
         chunk = functools.partial(
             chat_chunk, id=new_id("chatcmpl"), model=model or self.name, created=int(time.time())

@@ -13,6 +13,12 @@ from pydantic import Field, SecretStr, TypeAdapter, model_validator
 
 from distillserve.config.strict_model import StrictModel
 
+#: What a backend can serve beyond plain text (``protocol.schema.Feature``; config cannot import it):
+#: ``tools`` (function calling), ``json_schema`` (response_format json_object / json_schema), ``vision``
+#: (image content parts). The router sends a request needing more than the student serves to the teacher.
+Capability = Literal["tools", "json_schema", "vision"]
+ALL_CAPABILITIES: tuple[Capability, ...] = ("tools", "json_schema", "vision")
+
 
 class BackendBase(StrictModel):
     """What every backend has: its name, and the model it serves."""
@@ -26,10 +32,19 @@ class BackendBase(StrictModel):
     # ``smollm2``): the embedded engine's weights, Triton's tokenizer, the base adapters are trained
     # on and registered under.
     model_path: str | None = None
+    # As the teacher: top-k log-probabilities asked of it on every call, for token-level distillation
+    # (0 = none; at most 20, OpenAI's and vLLM's default limit). Clients still get only what they asked
+    # for; a teacher that refuses them (DeepSeek's reasoner) is remembered and asked without.
+    top_logprobs: int = Field(default=0, ge=0, le=20)
 
     @property
     def served_model(self) -> str:
         return self.upstream_model or self.name
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """What this backend serves beyond text; kinds that render a text prompt serve none."""
+        return frozenset()
 
     @model_validator(mode="before")
     @classmethod
@@ -69,12 +84,21 @@ class OpenAIBackendConfig(RemoteBackend):
     kind: Literal["openai"] = "openai"
     api_key: SecretStr | None = None
     max_connections: int = 256
+    # What the upstream serves; requests pass through unchanged. A hosted API serves all three.
+    supports: list[Capability] = Field(default_factory=lambda: list(ALL_CAPABILITIES))
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return frozenset(self.supports)
 
 
 class VLLMBackendConfig(OpenAIBackendConfig, AdapterHostFields):
     """vLLM's OpenAI server plus its LoRA admin endpoints."""
 
     kind: Literal["vllm"] = "vllm"  # type: ignore[assignment]
+    # Only what was declared: tools need vLLM's ``--enable-auto-tool-choice --tool-call-parser ...``,
+    # vision a multimodal model; structured output (``json_schema``) works on any model.
+    supports: list[Capability] = Field(default_factory=list)
     # Engine settings, each key a vLLM flag (max_lora_rank -> --max-lora-rank); the keys and defaults
     # are documented in ``launchers.vllm_process.VLLMEngineArgs``: max_lora_rank (16), max_loras (2),
     # max_cpu_loras, max_model_len (1024), tensor_parallel_size (1), gpu_memory_utilization, dtype,

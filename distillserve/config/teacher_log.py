@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from distillserve.config.strict_model import StrictModel
 
@@ -35,5 +35,5 @@ class TeacherLogConfig(StrictModel):
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
-    # Top-k teacher logprobs to request for token-level distillation (0 = none).
-    teacher_top_logprobs: int = 0
+    # Old place of ``teacher.top_logprobs`` (which wins when set); still honoured.
+    teacher_top_logprobs: int = Field(default=0, ge=0, le=20)

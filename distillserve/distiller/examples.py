@@ -3,7 +3,9 @@
 A ``TrainingExample`` is the prompt conversation plus the assistant text the student must
 learn (and, when the teacher sent them, its per-token top-k log-probabilities for that text).
 Filters drop empty, truncated (``finish_reason == "length"``), duplicate and malformed records
-and count each reason, so an operator sees why a batch shrank.
+and count each reason, so an operator sees why a batch shrank. The student learns text answers to
+text conversations: a record whose answer is a tool call, or whose conversation holds tool turns or
+images, is skipped and counted by that reason (``tool_call``, ``tools``, ``vision``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from distillserve.protocol.reasoning import THINK_CLOSE, THINK_OPEN, split_think
 from distillserve.teacher_log.record import TeacherLogRecord, TokenLogprob
 
 ExampleSource = Literal["teacher", "replay", "base"]
-FILTER_REASONS = ("empty", "truncated", "duplicate", "malformed")
+FILTER_REASONS = ("empty", "truncated", "duplicate", "malformed", "tool_call", "tools", "vision")
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,21 @@ def prompt_messages(record: TeacherLogRecord) -> list[dict[str, str]]:
     raise MalformedRecord("record has neither messages nor a prompt")
 
 
+def beyond_text(record: TeacherLogRecord) -> str | None:
+    """Why ``record`` is no text-to-text example (``tool_call``, ``tools``, ``vision``); None if it is."""
+    if record.finish_reason in ("tool_calls", "function_call"):
+        return "tool_call"
+    for m in record.messages or ():
+        if m.get("role") in ("tool", "function") or m.get("tool_calls") or m.get("function_call"):
+            return "tools"
+        content = m.get("content")
+        if isinstance(content, list) and any(
+            isinstance(p, dict) and p.get("type") == "image_url" for p in content
+        ):
+            return "vision"
+    return None
+
+
 def _aligned_suffix(tokens: list[TokenLogprob] | None, text: str) -> list[TokenLogprob] | None:
     """The trailing teacher tokens that spell exactly ``text`` (None if they do not line up)."""
     if not tokens or not text:
@@ -116,6 +133,19 @@ def to_example(record: TeacherLogRecord, *, learn_reasoning: bool) -> TrainingEx
     return TrainingExample(messages, target, answer, kd, "teacher", record.key)
 
 
+def _example_or_reason(raw: TeacherLogRecord | bytes | str, learn_reasoning: bool) -> TrainingExample | str:
+    """The record's example, or why there is none (a ``FILTER_REASONS`` entry)."""
+    try:
+        record = raw if isinstance(raw, TeacherLogRecord) else TeacherLogRecord.from_json(raw)
+        skip = beyond_text(record)
+        if skip:
+            return skip
+        example = to_example(record, learn_reasoning=learn_reasoning)
+    except ValueError:  # MalformedRecord, bad JSON, unknown schema, failed validation
+        return "malformed"
+    return "truncated" if record.finish_reason == "length" else example
+
+
 def build_examples(
     records: Iterable[TeacherLogRecord | bytes | str],
     *,
@@ -131,14 +161,9 @@ def build_examples(
     out: list[TrainingExample] = []
     for raw in records:
         report.seen += 1
-        try:
-            record = raw if isinstance(raw, TeacherLogRecord) else TeacherLogRecord.from_json(raw)
-            example = to_example(record, learn_reasoning=learn_reasoning)
-        except ValueError:  # MalformedRecord, bad JSON, unknown schema, failed validation
-            report.dropped["malformed"] += 1
-            continue
-        if record.finish_reason == "length":
-            report.dropped["truncated"] += 1
+        example = _example_or_reason(raw, learn_reasoning)
+        if isinstance(example, str):
+            report.dropped[example] += 1
             continue
         if not example.answer:
             report.dropped["empty"] += 1

@@ -38,7 +38,12 @@ BACKEND_ERROR_KINDS = (
     "invalid_request_error",
     "bad_upstream_response",  # not JSON, no choices, a stream cut off before its finish reason
 )
-ROUTE_REASONS = ("score", "forced", "key_override", "pinned")
+ROUTE_REASONS = ("score", "forced", "key_override", "pinned", "capability")
+# What a request may need beyond text (``protocol.schema.FEATURES``), and what became of one the
+# student cannot serve: sent to the teacher, or refused with a 400 (forced to the student, or no
+# backend serves it).
+FEATURES = ("tools", "json_schema", "vision")
+UNSUPPORTED_FEATURE_OUTCOMES = ("teacher", "refused")
 # invalid: a teacher answer that could not become a record (dead-lettered by the gateway).
 TEACHER_LOG_OUTCOMES = ("produced", "spooled", "replayed", "dropped", "dead_lettered", "invalid")
 SHADOW_OUTCOMES = (
@@ -146,6 +151,18 @@ def _router(m: _Maker) -> dict[str, Any]:
         CASCADE_ESCALATIONS=m.counter(
             "distillserve_cascade_escalations_total",
             "Student answers escalated to the teacher for low confidence.",
+        ),
+        UNSUPPORTED_FEATURE_REQUESTS=m.counter(
+            "distillserve_unsupported_feature_requests_total",
+            "Requests needing a feature (tools, json_schema, vision) the student does not serve: "
+            "sent to the teacher, or refused with a 400.",
+            ["feature", "outcome"],
+        ),
+        TEACHER_LOGPROBS_REFUSED=m.counter(
+            "distillserve_teacher_logprobs_refused_total",
+            "Teacher calls refused for asking top_logprobs (teacher.top_logprobs), then answered "
+            "without; after the first the teacher is no longer asked.",
+            ["backend"],
         ),
     )
 
@@ -287,6 +304,8 @@ class Metrics:
     ROUTER_THRESHOLD: Gauge
     ROUTER_SCORER_DURATION: Histogram
     CASCADE_ESCALATIONS: Counter
+    UNSUPPORTED_FEATURE_REQUESTS: Counter
+    TEACHER_LOGPROBS_REFUSED: Counter
     TEACHER_LOG_RECORDS: Counter
     TEACHER_LOG_QUEUE_DEPTH: Gauge
     TEACHER_LOG_SPOOL_BYTES: Gauge
@@ -345,6 +364,8 @@ ROUTER_SCORER_FALLBACKS = DEFAULT.ROUTER_SCORER_FALLBACKS
 ROUTER_THRESHOLD = DEFAULT.ROUTER_THRESHOLD
 ROUTER_SCORER_DURATION = DEFAULT.ROUTER_SCORER_DURATION
 CASCADE_ESCALATIONS = DEFAULT.CASCADE_ESCALATIONS
+UNSUPPORTED_FEATURE_REQUESTS = DEFAULT.UNSUPPORTED_FEATURE_REQUESTS
+TEACHER_LOGPROBS_REFUSED = DEFAULT.TEACHER_LOGPROBS_REFUSED
 TEACHER_LOG_RECORDS = DEFAULT.TEACHER_LOG_RECORDS
 TEACHER_LOG_QUEUE_DEPTH = DEFAULT.TEACHER_LOG_QUEUE_DEPTH
 TEACHER_LOG_SPOOL_BYTES = DEFAULT.TEACHER_LOG_SPOOL_BYTES

@@ -53,6 +53,10 @@ def init_gateway_series(
         metrics.TEACHER_LOG_RECORDS.labels(outcome=outcome)
     for outcome in metrics.ADAPTER_SWAP_OUTCOMES:
         metrics.ADAPTER_SWAPS.labels(outcome=outcome)
+    for feature in metrics.FEATURES:
+        for outcome in metrics.UNSUPPORTED_FEATURE_OUTCOMES:
+            metrics.UNSUPPORTED_FEATURE_REQUESTS.labels(feature=feature, outcome=outcome)
+    metrics.TEACHER_LOGPROBS_REFUSED.labels(backend=teacher_backend)
     # The info metric is a state, known at start: this version serves (the base model if none).
     metrics.LIVE_ADAPTER.labels(base=student_name, version=live_adapter or metrics.BASE_VERSION).set(1)
     if shadow_scorer is not None:

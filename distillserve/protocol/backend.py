@@ -64,6 +64,9 @@ class Backend(ABC):
     name: str
     #: Short implementation name for metrics labels ("embedded", "openai", "vllm", "triton", "testbed").
     kind: str
+    #: Features it serves beyond text (``schema.FEATURES``), declared in its config: requests needing
+    #: others are routed elsewhere or refused (``features.refuse_unsupported``), never half-served.
+    supports: frozenset[str] = frozenset()
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Open connections or load weights; called once before serving."""

@@ -14,11 +14,90 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+#: What a chat request may need beyond plain text; a backend declares which it serves
+#: (``supports`` in its config). ``json_schema`` covers both structured ``response_format`` types.
+Feature = Literal["tools", "json_schema", "vision"]
+FEATURES: tuple[Feature, ...] = ("tools", "json_schema", "vision")
+
+
+class ImageURL(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    url: str
+    detail: str | None = None
+
 
 class ContentPart(BaseModel):
+    """One part of a message's content: ``text``, ``image_url``, or another type passed through."""
+
     model_config = ConfigDict(extra="allow")
     type: str
     text: str | None = None
+    image_url: ImageURL | None = None
+
+    @model_validator(mode="after")
+    def _image_part_has_url(self) -> ContentPart:
+        if self.type == "image_url" and self.image_url is None:
+            raise ValueError("an image_url part needs an 'image_url' object with a 'url'")
+        return self
+
+
+class FunctionCall(BaseModel):
+    """A call the model made: the function's name and its arguments as a JSON string."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    arguments: str
+
+
+class ToolCall(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+    type: str = "function"
+    function: FunctionCall
+
+
+class FunctionDefinition(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None  # a JSON schema, passed through as sent
+    strict: bool | None = None
+
+
+class Tool(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str = "function"
+    function: FunctionDefinition | None = None
+
+    @model_validator(mode="after")
+    def _function_tool_has_function(self) -> Tool:
+        if self.type == "function" and self.function is None:
+            raise ValueError("a tool of type 'function' needs a 'function' object")
+        return self
+
+
+class NamedFunction(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+
+class NamedToolChoice(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str = "function"
+    function: NamedFunction
+
+
+class ResponseFormat(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: Literal["text", "json_object", "json_schema"]
+    # ``{"name", "schema", "strict", "description"}``: kept as a plain dict so it passes through as sent.
+    json_schema: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _schema_has_name(self) -> ResponseFormat:
+        if self.type == "json_schema" and not isinstance((self.json_schema or {}).get("name"), str):
+            raise ValueError("response_format of type 'json_schema' needs 'json_schema' with a 'name'")
+        return self
 
 
 class ChatMessage(BaseModel):
@@ -27,6 +106,15 @@ class ChatMessage(BaseModel):
     content: str | list[ContentPart] | None = None
     name: str | None = None
     reasoning_content: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    function_call: FunctionCall | None = None  # the legacy single-function form
+
+    @model_validator(mode="after")
+    def _tool_turn_names_its_call(self) -> ChatMessage:
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a message with role 'tool' needs 'tool_call_id'")
+        return self
 
     def text(self) -> str:
         """The message's text; non-text parts (images, audio) contribute nothing."""
@@ -35,6 +123,13 @@ class ChatMessage(BaseModel):
         if isinstance(self.content, str):
             return self.content
         return "".join(p.text or "" for p in self.content if p.type == "text")
+
+    def uses_tools(self) -> bool:
+        """A tool call the assistant made, or a tool's result."""
+        return self.role in ("tool", "function") or bool(self.tool_calls) or self.function_call is not None
+
+    def part_types(self) -> set[str]:
+        return set() if not isinstance(self.content, list) else {p.type for p in self.content}
 
 
 class StreamOptions(BaseModel):
@@ -86,12 +181,29 @@ class ChatCompletionRequest(SamplingFields):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    tools: list[Tool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    functions: list[FunctionDefinition] | None = None  # legacy form of ``tools``
+    function_call: Literal["none", "auto"] | NamedFunction | None = None  # legacy form of ``tool_choice``
+    response_format: ResponseFormat | None = None
 
     @model_validator(mode="after")
     def _top_logprobs_needs_logprobs(self) -> ChatCompletionRequest:
         if self.top_logprobs and not self.logprobs:
             raise ValueError("top_logprobs requires logprobs=true")
         return self
+
+    def required_features(self) -> frozenset[Feature]:
+        """What a backend must serve to answer this request without ignoring part of it."""
+        needs: set[Feature] = set()
+        if self.tools or self.functions or any(m.uses_tools() for m in self.messages):
+            needs.add("tools")
+        if self.response_format is not None and self.response_format.type != "text":
+            needs.add("json_schema")
+        if any("image_url" in m.part_types() for m in self.messages):
+            needs.add("vision")
+        return frozenset(needs)
 
     def token_limit(self, default: int) -> int:
         return self.max_completion_tokens or self.max_tokens or default

@@ -4,6 +4,10 @@ Routing never fails a request: a scorer that errors, times out or is not ready y
 replaced by the heuristic for that request (counted in ``ROUTER_SCORER_FALLBACKS``).
 With ``scorer: cascade`` the decision is deferred: the student answers first and the
 gateway escalates by the student's confidence (``router.confidence``).
+
+A request the student cannot serve (tools, a response format, images: see ``supports`` in the
+backend config) goes to the teacher with the reason ``capability``, unless the client forced the
+student (the gateway then refuses it with a 400 rather than half-answer it).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +33,7 @@ from distillserve.router.scoring import DifficultyScorer, LearnedScorer, Score, 
 log = logging.getLogger(__name__)
 
 CASCADE = "cascade"
+CAPABILITY = "capability"
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,7 @@ class RouteDecision:
     route: Route
     score: float
     scorer: str
-    reason: str  # "score", "forced", "key_override", "pinned", "cascade"
+    reason: str  # "score", "forced", "key_override", "pinned", "cascade", "capability"
     features: dict[str, float] = field(default_factory=dict)
 
 
@@ -102,11 +107,19 @@ class Router:
         return s
 
     async def decide(
-        self, prompt: str, *, forced: str | None = None, api_key: str | None = None
+        self,
+        prompt: str,
+        *,
+        forced: str | None = None,
+        api_key: str | None = None,
+        student_lacks: Collection[str] = (),
     ) -> RouteDecision:
+        """``student_lacks``: features this request needs that the student does not serve."""
         forced = forced.strip().lower() if isinstance(forced, str) else None
         if forced in ("student", "teacher"):
             return RouteDecision(forced, float("nan"), "none", "forced")  # type: ignore[arg-type]
+        if student_lacks:
+            return RouteDecision("teacher", float("nan"), "none", CAPABILITY)
         override = self.cfg.key_overrides.get(api_key) if api_key else None
         if override in ("student", "teacher"):
             return RouteDecision(override, float("nan"), "none", "key_override")  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ from typing import Any
 from distillserve.monitoring import metrics
 from distillserve.protocol.backend import ChunkStream
 from distillserve.protocol.errors import APIError
+from distillserve.protocol.logprobs import fit_logprobs
 from distillserve.protocol.schema import ChatCompletionRequest
 from distillserve.router.confidence import ConfidenceCascade, chunk_logprobs
 from distillserve.serving.attempts import FAILOVER_ERRORS, Attempts, OpenedStream
@@ -31,12 +32,6 @@ def with_logprobs(request: Request) -> Request:
     if isinstance(request, ChatCompletionRequest):
         return request.model_copy(update={"logprobs": True})
     return request.model_copy(update={"logprobs": max(request.logprobs or 0, 1)})
-
-
-def client_wants_logprobs(request: Request) -> bool:
-    return (
-        bool(request.logprobs) if isinstance(request, ChatCompletionRequest) else request.logprobs is not None
-    )
 
 
 def _escalated(plan: RoutePlan, student_text: str | None) -> RoutePlan:
@@ -99,8 +94,7 @@ class CascadeStrategy:
                 return await self.attempts.blocking(request, teacher), teacher
             except FAILOVER_ERRORS as exc:
                 _serving_student_instead(exc)
-        if not client_wants_logprobs(request):
-            choice["logprobs"] = None
+        fit_logprobs(choice, request)
         body["distillserve"] = plan.annotation()
         return body, plan
 
@@ -127,7 +121,7 @@ class CascadeStrategy:
             if escalated is not None:
                 return escalated
         assert it is not None
-        replay = _replay(held.chunks, it, keep_logprobs=client_wants_logprobs(request))
+        replay = _replay(held.chunks, it, request)
         return OpenedStream(replay, await anext(replay, None), plan)
 
     def _can_decide(self, logprobs: list[float]) -> bool:
@@ -153,19 +147,18 @@ class CascadeStrategy:
         return opened
 
 
-async def _replay(held: list[dict[str, Any]], rest: ChunkStream, *, keep_logprobs: bool) -> ChunkStream:
+async def _replay(held: list[dict[str, Any]], rest: ChunkStream, request: Request) -> ChunkStream:
     """The held-back chunks, then the rest of the student's stream, as one stream."""
     try:
         for chunk in held:
-            yield _scrub(chunk, keep_logprobs)
+            yield _fit(chunk, request)
         async for chunk in rest:
-            yield _scrub(chunk, keep_logprobs)
+            yield _fit(chunk, request)
     finally:
         await close_stream(rest)
 
 
-def _scrub(chunk: dict[str, Any], keep_logprobs: bool) -> dict[str, Any]:
-    if not keep_logprobs:
-        for choice in chunk.get("choices") or []:
-            choice["logprobs"] = None
+def _fit(chunk: dict[str, Any], request: Request) -> dict[str, Any]:
+    for choice in chunk.get("choices") or []:
+        fit_logprobs(choice, request)
     return chunk

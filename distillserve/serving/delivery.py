@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from distillserve.adapters.student_target import StudentTarget
 from distillserve.monitoring import metrics
 from distillserve.protocol.errors import APIError
+from distillserve.protocol.logprobs import fit_logprobs
 from distillserve.protocol.reasoning import ThinkStreamFilter, strip_message
 from distillserve.protocol.schema import ChatCompletionRequest
 from distillserve.serving.route_plan import Request, RoutePlan
@@ -82,6 +83,7 @@ class AnswerDelivery:
         elif chat and self.shadow is not None:
             text = (choice.get("message") or {}).get("content") or ""
             self.shadow.maybe_shadow(request, text, plan.model)  # type: ignore[arg-type]
+        fit_logprobs(choice, request)  # after logging: the teacher's top-k stay in the log only
         body["distillserve"] = plan.annotation()
         return body
 
@@ -114,6 +116,7 @@ class AnswerDelivery:
                             _observe_first_token(plan, started)
                         if think is not None:
                             strip_chunk(choices[0], think)
+                        fit_logprobs(choices[0], request)  # gathered above with all the teacher sent
                     if choices or want_usage:
                         if not annotated:
                             chunk["distillserve"] = plan.annotation()

@@ -12,13 +12,14 @@ from distillserve.config import Settings
 from distillserve.monitoring import metrics
 from distillserve.protocol.backend import Backend, ChunkStream
 from distillserve.protocol.errors import ModelNotFound
+from distillserve.protocol.features import missing_features
 from distillserve.protocol.schema import ChatCompletionRequest
-from distillserve.router.router import CASCADE, RouteDecision, Router
+from distillserve.router.router import CAPABILITY, CASCADE, RouteDecision, Router
 from distillserve.serving.attempts import Attempts, OpenedStream
 from distillserve.serving.cascade import CascadeStrategy
 from distillserve.serving.delivery import AnswerDelivery, ShadowHook
 from distillserve.serving.direct import DirectStrategy, ExecutionStrategy
-from distillserve.serving.route_plan import Request, RoutePlan, StrategyName
+from distillserve.serving.route_plan import Request, RoutePlan, StrategyName, within_capabilities
 from distillserve.teacher_log.sink import NullSink, TeacherLogSink
 
 _NO_SCORE = float("nan")
@@ -80,6 +81,14 @@ class Gateway:
         return RoutePlan("teacher", self.teacher, None, decision, self.teacher.name)
 
     async def plan(self, request: Request, *, forced: str | None, api_key: str | None) -> RoutePlan:
+        """The route for ``request``; a 400 when the backend it must go to cannot serve all of it."""
+        plan = within_capabilities(await self._plan(request, forced=forced, api_key=api_key), request)
+        if plan.decision.reason == CAPABILITY:
+            for feature in missing_features(request, self.student.supports):
+                metrics.UNSUPPORTED_FEATURE_REQUESTS.labels(feature=feature, outcome="teacher").inc()
+        return plan
+
+    async def _plan(self, request: Request, *, forced: str | None, api_key: str | None) -> RoutePlan:
         model = request.model
         if model == self.auto_name:
             return await self._routed_plan(request, forced=forced, api_key=api_key)
@@ -96,7 +105,8 @@ class Gateway:
 
     async def _routed_plan(self, request: Request, *, forced: str | None, api_key: str | None) -> RoutePlan:
         prompt = request.prompt_text() if isinstance(request, ChatCompletionRequest) else request.prompt_str()
-        decision = await self.router.decide(prompt, forced=forced, api_key=api_key)
+        lacks = missing_features(request, self.student.supports)
+        decision = await self.router.decide(prompt, forced=forced, api_key=api_key, student_lacks=lacks)
         metrics.ROUTE_DECISIONS.labels(route=decision.route, reason=decision.reason).inc()
         metrics.ROUTER_THRESHOLD.set(self.router.policy.threshold())
         if decision.route == "teacher":

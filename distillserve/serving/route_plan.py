@@ -6,7 +6,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from distillserve.monitoring import metrics
 from distillserve.protocol.backend import Backend
+from distillserve.protocol.features import missing_features, unsupported
 from distillserve.protocol.schema import ChatCompletionRequest, CompletionRequest
 from distillserve.router.policy import Route
 from distillserve.router.router import RouteDecision
@@ -66,3 +68,17 @@ class RoutePlan:
             student_model=student.model if student else None,
             student_text=student.text if student else None,
         )
+
+
+def within_capabilities(plan: RoutePlan, request: Request) -> RoutePlan:
+    """``plan`` when its backend serves every feature ``request`` needs; a 400 naming the missing
+    ones otherwise (a forced or pinned student, or no backend serves them). A fallback that could
+    not serve the request is dropped: failing over to it would half-answer it."""
+    missing = missing_features(request, plan.backend.supports)
+    if missing:
+        for feature in missing:
+            metrics.UNSUPPORTED_FEATURE_REQUESTS.labels(feature=feature, outcome="refused").inc()
+        raise unsupported(missing, plan.public_model)
+    if plan.fallback is not None and missing_features(request, plan.fallback.backend.supports):
+        plan.fallback = None
+    return plan

@@ -16,6 +16,7 @@ from distillserve.adapters.registry_api import gateway_registry_router
 from distillserve.adapters.student_watch import StudentWatch
 from distillserve.adapters.validation import AdapterValidator
 from distillserve.backends.factory import build_backend
+from distillserve.backends.teacher_logprobs import asking_logprobs
 from distillserve.config import BackendConfig, RouterConfig, Settings
 from distillserve.monitoring.series import init_gateway_series
 from distillserve.protocol.backend import AdapterHost, AdapterRef
@@ -31,7 +32,10 @@ log = logging.getLogger(__name__)
 
 def build_gateway(settings: Settings) -> Gateway:
     student = build_backend(settings.student)
-    teacher = build_backend(settings.teacher)
+    # One teacher object for every path (served, escalated, failed over, shadow): each call asks for
+    # its top-k logprobs, and a refusal is remembered by all of them.
+    top_k = settings.teacher.top_logprobs or settings.teacher_log.teacher_top_logprobs
+    teacher = asking_logprobs(build_backend(settings.teacher), top_k)
     sink = build_sink(settings.teacher_log)
     shadow = build_shadow(settings, teacher, sink)
     router = Router(settings.router)

@@ -46,7 +46,6 @@ class ShadowSampler:
         timeout_s: float = 60.0,
         student_name: str = "student",
         log_pairs: bool = True,
-        teacher_top_logprobs: int = 0,
         rng: random.Random | None = None,
     ) -> None:
         if not 0.0 <= rate <= 1.0:
@@ -60,7 +59,6 @@ class ShadowSampler:
         self.timeout_s = timeout_s
         self.student_name = student_name
         self.log_pairs = log_pairs
-        self.teacher_top_logprobs = teacher_top_logprobs
         self._rng = rng or random.Random()
         self._tasks: set[asyncio.Task[None]] = set()
         # Also told every teacher answer a shadow got: the learned router re-fits on them, so it keeps
@@ -88,9 +86,9 @@ class ShadowSampler:
 
     # -- one comparison ---------------------------------------------------------------------------
     def _teacher_request(self, request: ChatCompletionRequest) -> ChatCompletionRequest:
+        # Top-k logprobs for the log are the teacher backend's own business
+        # (``backends.teacher_logprobs``): the same for shadows as for requests it serves.
         update: dict[str, Any] = {"model": self.teacher.name, "stream": False, "stream_options": None}
-        if self.teacher_top_logprobs and not request.logprobs:
-            update |= {"logprobs": True, "top_logprobs": self.teacher_top_logprobs}
         return request.model_copy(update=update)
 
     async def _compare(self, request: ChatCompletionRequest, student_text: str, adapter: str | None) -> None:
@@ -187,5 +185,4 @@ def build_shadow(settings: Settings, teacher: Backend, sink: TeacherLogSink) -> 
         timeout_s=m.shadow_timeout_s,
         student_name=settings.student.name,
         log_pairs=settings.teacher_log.enabled,
-        teacher_top_logprobs=settings.teacher_log.teacher_top_logprobs,
     )

@@ -38,7 +38,15 @@ def test_filters_count_each_bad_kind_and_keep_the_rest() -> None:
     raw = [*good, good[3], empty, truncated, no_user, b"{not json", b'{"schema_version": 99}']
     examples, report = build_examples(raw, learn_reasoning=False)
     assert report.seen == len(raw)
-    assert report.as_dict()["dropped"] == {"empty": 1, "truncated": 1, "duplicate": 1, "malformed": 3}
+    assert report.as_dict()["dropped"] == {
+        "empty": 1,
+        "truncated": 1,
+        "duplicate": 1,
+        "malformed": 3,
+        "tool_call": 0,
+        "tools": 0,
+        "vision": 0,
+    }
     assert report.kept == len(examples) == 6
     for e in examples:  # the teacher's exact answers, nothing else
         assert e.answer == answer(e.messages[-1]["content"])

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
+from distillserve.backends.teacher_logprobs import asking_logprobs
 from distillserve.backends.testbed_teacher import TestbedTeacher as OracleTeacher
 from distillserve.config import load_settings
 from distillserve.monitoring.agreement import (
@@ -115,12 +116,11 @@ def shadow_pairs(outcome: str) -> float:
 async def test_sampler_scores_pairs_and_logs_them(tmp_path: Path) -> None:
     sink = JsonlFileSink(tmp_path / "log.jsonl")
     sampler = ShadowSampler(
-        OracleTeacher("teacher", reasoning="think_tags"),
+        asking_logprobs(OracleTeacher("teacher", reasoning="think_tags"), 2),  # as build_gateway wraps it
         sink,
         NormalizedAgreement(),
         AgreementTracker(window=10),
         rate=1.0,
-        teacher_top_logprobs=2,
     )
     sampler.set_baseline("t4@v1", 0.8)
     before = shadow_pairs("agree"), shadow_pairs("disagree")
