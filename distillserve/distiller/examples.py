@@ -95,7 +95,7 @@ def prompt_messages(record: TeacherLogRecord) -> list[dict[str, str]]:
 
 def beyond_text(record: TeacherLogRecord) -> str | None:
     """Why ``record`` is no text-to-text example (``tool_call``, ``tools``, ``vision``); None if it is."""
-    if record.finish_reason in ("tool_calls", "function_call"):
+    if record.finish_reason in ("tool_calls", "function_call") or record.tool_calls:
         return "tool_call"
     for m in record.messages or ():
         if m.get("role") in ("tool", "function") or m.get("tool_calls") or m.get("function_call"):
