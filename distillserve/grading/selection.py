@@ -65,6 +65,11 @@ class GraderSelection:
         self.cfg = cfg
         self.graders = dict(graders)
 
+    @classmethod
+    def only(cls, grader: Grader) -> GraderSelection:
+        """A selection that uses ``grader`` (named by its kind) for every request."""
+        return cls(GradingConfig(default=grader.name), {grader.name: grader})
+
     @property
     def default(self) -> Grader:
         return self.graders[self.cfg.default]
