@@ -5,7 +5,7 @@ metered the same way (``purpose="judge"``, where cost accounting hangs)."""
 
 from __future__ import annotations
 
-from distillserve.config import Settings
+from distillserve.config import GradingConfig, Settings
 from distillserve.grading.factory import build_selection, teacher_endpoint
 from distillserve.grading.selection import GraderSelection
 from distillserve.monitoring import metrics
@@ -26,6 +26,8 @@ class PrometheusJudgeMeter:
 
 def configured_graders(settings: Settings) -> GraderSelection:
     """The ``grading`` section's graders; a judge without its own endpoint asks the teacher."""
-    return build_selection(
-        settings.grading, teacher=teacher_endpoint(settings.teacher), meter=PrometheusJudgeMeter()
-    )
+    return graders_for(settings, settings.grading)
+
+
+def graders_for(settings: Settings, cfg: GradingConfig) -> GraderSelection:
+    return build_selection(cfg, teacher=teacher_endpoint(settings.teacher), meter=PrometheusJudgeMeter())
