@@ -43,6 +43,16 @@ class SetScore:
         return {"score": round(self.score, 4), "grader": self.grader, "n": self.n}
 
 
+def grade_set(graders: GraderSelection, items: Sequence[TrainingExample], answers: Sequence[str]) -> SetScore:
+    """The share of ``answers`` that the grader for each item's class finds as good as its reference."""
+    chosen = [graders.for_request(RequestClass(prompt_text(e), e.task)) for e in items]
+    pairs = [Pair(prompt_text(e), e.answer, a) for e, a in zip(items, answers, strict=True)]
+    grades = grade_all_blocking(chosen, pairs)
+    names = {g.grader for g in grades}
+    hits = sum(g.verdict for g in grades)
+    return SetScore(hits / len(items), len(items), names.pop() if len(names) == 1 else "mixed")
+
+
 class Evaluator:
     """One base model in memory; adapters (PEFT dirs) are loaded, used and dropped by name."""
 
@@ -120,17 +130,10 @@ class Evaluator:
         for name, items in sets.items():
             if not items:
                 continue
-            scores[name] = self.grade(items, self.answers(adapter, items))
+            scores[name] = grade_set(self.graders, items, self.answers(adapter, items))
         return scores
 
-    def grade(self, items: Sequence[TrainingExample], answers: Sequence[str]) -> SetScore:
-        """The share of ``answers`` that the grader for each item's class finds as good as its reference."""
-        graders = [self.graders.for_request(RequestClass(prompt_text(e), e.task)) for e in items]
-        pairs = [Pair(prompt_text(e), e.answer, a) for e, a in zip(items, answers, strict=True)]
-        grades = grade_all_blocking(graders, pairs)
-        names = {g.grader for g in grades}
-        hits = sum(g.verdict for g in grades)
-        return SetScore(hits / len(items), len(items), names.pop() if len(names) == 1 else "mixed")
+
 
 
 def compare(
