@@ -96,4 +96,3 @@ async def test_shadow_agreement_counts_a_differently_worded_right_answer() -> No
     exact.maybe_shadow(chat({"task": "math"}), STUDENT, "m@v1")
     await exact.aclose()
     assert exact.tracker.agreement("m@v1") == 0.0
-
