@@ -15,12 +15,15 @@ import argparse
 import asyncio
 import contextlib
 import json
+import sys
 import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from distillserve.grading import Grade, Grader
 from distillserve.grading.calibration import LabelledPair, load_pairs
