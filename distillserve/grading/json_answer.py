@@ -41,6 +41,17 @@ def json_found(value: Any) -> bool:
     return value is not _MISSING
 
 
+def same_json(a: Any, b: Any) -> bool:
+    """JSON equality: ``1 == 1.0`` but ``true != 1`` (Python's ``==`` says ``True == 1``)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
 class JsonGrader(Grader):
     name = "json"
 
@@ -54,10 +65,10 @@ class JsonGrader(Grader):
         if not json_found(cand):
             return self.verdict(0.0, "no JSON in the candidate")
         if self.keys is None:
-            return self.verdict(1.0 if ref == cand else 0.0, "parsed equality")
+            return self.verdict(1.0 if same_json(ref, cand) else 0.0, "parsed equality")
         if not isinstance(ref, dict) or not isinstance(cand, dict):
             return self.verdict(0.0, "declared keys need JSON objects")
-        wrong = [k for k in self.keys if cand.get(k, _MISSING) != ref.get(k, _MISSING)]
+        wrong = [k for k in self.keys if k not in cand or k not in ref or not same_json(cand[k], ref[k])]
         score = 1.0 - len(wrong) / len(self.keys)
         # Partial credit is the score; the verdict needs every declared key right.
         return Grade(

@@ -131,6 +131,7 @@ def test_json_grader_parsed_equality_and_key_subset() -> None:
     assert g.grade("", ref, FENCED).verdict
     assert g.grade("", ref, '{"city": "Lisbon", "age": 34.0, "name": "Maria Lopez"}').verdict
     assert not g.grade("", ref, '{"name": "Maria Lopez", "age": "34", "city": "Lisbon"}').verdict
+    assert not g.grade("", '{"ok": true}', '{"ok": 1}').verdict  # JSON's true is no number
     missing = g.grade("", ref, "Her name is Maria Lopez, 34, from Lisbon.")
     assert not missing.verdict and missing.detail == "no JSON in the candidate"
     subset = JsonGrader(keys=["name", "age"])
