@@ -134,8 +134,6 @@ class Evaluator:
         return scores
 
 
-
-
 def compare(
     evaluator: Evaluator,
     candidate: str | Path,
