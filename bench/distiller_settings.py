@@ -81,7 +81,7 @@ def run(over: dict[str, Any], records: int, task: str, seed: int, work: Path) ->
         "base_60": labelled_examples(sample(BASE_TASKS, 60, 556), "base"),
     }
     extra = distiller.evaluator.score(registry.local_path(card.version), fresh)
-    scores = {name: s["exact_match"] for name, s in card.eval["candidate"].items()}
+    scores = {name: s["score"] for name, s in card.eval["candidate"].items()}
     return {
         "config": over,
         "seed": seed,
@@ -91,7 +91,7 @@ def run(over: dict[str, Any], records: int, task: str, seed: int, work: Path) ->
         "train_s": card.timings["train_s"],
         "final_loss": card.losses["loss"],
         **{name: round(v, 3) for name, v in scores.items()},
-        **{name: round(s.exact_match, 3) for name, s in extra.items()},
+        **{name: round(s.score, 3) for name, s in extra.items()},
     }
 
 

@@ -1,5 +1,7 @@
-"""How an adapter card keeps its evaluation: ``{set name: {"exact_match": x, "n": k}}`` per
-model ("candidate", "live"). The gate reads it to decide; promotion reads the drift baseline."""
+"""How an adapter card keeps its evaluation: ``{set name: {"score": x, "grader": g, "n": k}}`` per
+model ("candidate", "live"); ``score`` is the share of items the configured grader passed. The
+gate reads it to decide; promotion reads the drift baseline. Cards written before graders kept
+``exact_match`` instead of ``score``: it is read the same way."""
 
 from __future__ import annotations
 
@@ -12,7 +14,10 @@ NEW_SKILL_SET = "heldout"
 REGRESSION_SETS = ("regression", "past_heldout")
 
 
-def exact_match_of(scores: Mapping[str, Mapping[str, Any]], name: str) -> float | None:
-    """One set's exact match in a ``{set: {"exact_match": ..., "n": ...}}`` score map, if scored."""
+def score_of(scores: Mapping[str, Mapping[str, Any]], name: str) -> float | None:
+    """One set's score in a ``{set: {"score": ..., "n": ...}}`` score map, if scored."""
     s = scores.get(name)
-    return None if s is None else float(s["exact_match"])
+    if s is None:
+        return None
+    value = s.get("score", s.get("exact_match"))
+    return None if value is None else float(value)

@@ -15,7 +15,7 @@ from typing import Protocol
 import httpx
 
 from distillserve.adapters.control import DriftBaselines, NoDriftBaselines
-from distillserve.adapters.eval_scores import NEW_SKILL_SET, exact_match_of
+from distillserve.adapters.eval_scores import NEW_SKILL_SET, score_of
 from distillserve.adapters.hotswap import HotSwapper
 from distillserve.adapters.registry import AdapterCard, AdapterRegistry, AdapterRejected, RegistryError
 from distillserve.monitoring import metrics
@@ -104,8 +104,8 @@ class GatewayAdminActivator:
 
 
 def baseline_agreement(card: AdapterCard) -> float | None:
-    """The version's exact-match agreement with the teacher on its run's held-out records."""
-    return exact_match_of(card.eval.get("candidate") or {}, NEW_SKILL_SET)
+    """The version's agreement with the teacher (configured grader) on its run's held-out records."""
+    return score_of(card.eval.get("candidate") or {}, NEW_SKILL_SET)
 
 
 class Promoter:

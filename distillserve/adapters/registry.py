@@ -32,6 +32,8 @@ import fsspec
 import orjson
 from pydantic import BaseModel, Field
 
+from distillserve.adapters.eval_scores import score_of
+
 log = logging.getLogger(__name__)
 
 Status = Literal["candidate", "canary", "live", "retired"]
@@ -348,7 +350,7 @@ def _fsync_dir_files(d: Path) -> None:
 
 
 def diff_eval(a: AdapterCard, b: AdapterCard) -> dict[str, Any]:
-    """Per-set exact match of two versions as measured when each was evaluated, and b − a.
+    """Per-set scores of two versions as measured when each was evaluated, and b − a.
 
     Both cards also carry the live version's score on their own items; those pairs are the
     like-for-like comparison, the cross-card numbers are on different held-out items.
@@ -356,7 +358,7 @@ def diff_eval(a: AdapterCard, b: AdapterCard) -> dict[str, Any]:
     out: dict[str, Any] = {"a": a.version, "b": b.version, "sets": {}}
     ca, cb = a.eval.get("candidate", {}), b.eval.get("candidate", {})
     for name in sorted(set(ca) | set(cb)):
-        ea, eb = ca.get(name, {}).get("exact_match"), cb.get(name, {}).get("exact_match")
+        ea, eb = score_of(ca, name), score_of(cb, name)
         out["sets"][name] = {
             "a": ea,
             "b": eb,

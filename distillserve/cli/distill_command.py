@@ -70,6 +70,8 @@ def distill(
         )
         start_http_server(port, addr=settings.server.host)
         logging.info("distiller metrics on http://%s:%d/metrics", settings.server.host, port)
+    from distillserve.monitoring.graders import configured_graders
+
     registry = build_registry(settings)
     base_dir = resolve_base_model(base_model_id(settings))
     distiller = Distiller(
@@ -79,6 +81,7 @@ def distill(
         registry=registry,
         promoter=Promoter(registry, build_activator(settings)),
         state_dir=state_dir(settings, registry),
+        graders=configured_graders(settings),
     )
     stop = _stop_on_sigterm()
     source = build_source(settings)
@@ -142,8 +145,10 @@ def list_versions(config: ConfigOpt = None) -> None:
 
 
 def _em(ev: dict[str, Any], name: str) -> str:
+    from distillserve.adapters.eval_scores import score_of
+
     s = ev.get(name)
-    return f"{s['exact_match']:.3f} (n={s['n']})" if s else "-"
+    return f"{score_of(ev, name):.3f} (n={s['n']})" if s else "-"
 
 
 @adapters.command()

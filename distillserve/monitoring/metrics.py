@@ -56,6 +56,7 @@ SHADOW_OUTCOMES = (
 )
 ADAPTER_SWAP_OUTCOMES = ("swapped", "refused")
 DISTILLER_RUN_OUTCOMES = ("promoted", "held", "refused", "skipped", "failed")
+JUDGE_CALL_OUTCOMES = ("ok", "unparsed", "error")
 # The value of ``version`` in ``distillserve_live_adapter_info`` while the base model serves (no adapter).
 BASE_VERSION = "base"
 
@@ -286,6 +287,28 @@ def _engine(m: _Maker) -> dict[str, Any]:
     )
 
 
+def _grading(m: _Maker) -> dict[str, Any]:
+    # ``purpose`` names why an LLM was called outside client requests ("judge" for now), so cost
+    # accounting can price these calls beside the teacher's.
+    return dict(
+        LLM_CALLS=m.counter(
+            "distillserve_llm_calls_total",
+            "Calls to an LLM made by distillserve itself (e.g. the judge grader), by outcome.",
+            ["purpose", "outcome"],
+        ),
+        LLM_TOKENS=m.counter(
+            "distillserve_llm_tokens_total",
+            "Tokens of the LLM calls distillserve makes itself, as the endpoint reported them.",
+            ["purpose", "kind"],
+        ),
+        JUDGE_CACHE=m.counter(
+            "distillserve_judge_cache_lookups_total",
+            "Judge verdict cache lookups (by content hash), by result.",
+            ["result"],
+        ),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Metrics:
     """One set of every distillserve metric; field names are this module's names."""
@@ -332,6 +355,9 @@ class Metrics:
     ENGINE_WAITING: Gauge
     ENGINE_GENERATED_TOKENS: Counter
     ENGINE_BATCH_ROWS: Histogram
+    LLM_CALLS: Counter
+    LLM_TOKENS: Counter
+    JUDGE_CACHE: Counter
 
 
 def declare(registry: CollectorRegistry) -> Metrics:
@@ -345,6 +371,7 @@ def declare(registry: CollectorRegistry) -> Metrics:
         **_distiller(m),
         **_drift(m),
         **_engine(m),
+        **_grading(m),
     )
 
 
@@ -392,3 +419,6 @@ ENGINE_RUNNING = DEFAULT.ENGINE_RUNNING
 ENGINE_WAITING = DEFAULT.ENGINE_WAITING
 ENGINE_GENERATED_TOKENS = DEFAULT.ENGINE_GENERATED_TOKENS
 ENGINE_BATCH_ROWS = DEFAULT.ENGINE_BATCH_ROWS
+LLM_CALLS = DEFAULT.LLM_CALLS
+LLM_TOKENS = DEFAULT.LLM_TOKENS
+JUDGE_CACHE = DEFAULT.JUDGE_CACHE

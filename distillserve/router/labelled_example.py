@@ -7,7 +7,6 @@ where there is one, as in the testbed). Stored as JSON lines.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,11 +14,10 @@ from typing import Any
 
 import orjson
 
-from distillserve.protocol.reasoning import split_think
+from distillserve.grading import Grade, Grader, GraderSelection, RequestClass
+from distillserve.grading.text import ExactGrader, answer_text
 from distillserve.protocol.schema import ChatMessage
 from distillserve.teacher_log.record import TeacherLogRecord
-
-_SPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -42,14 +40,18 @@ class LabelledExample:
 
 def normalise_answer(text: str) -> str:
     """The part of an answer that is compared: reasoning dropped, whitespace collapsed."""
-    if "</think>" in text:
-        _, text = split_think(text)
-    return _SPACE.sub(" ", text).strip()
+    return answer_text(text)
 
 
-def agreement(student: str, teacher: str) -> float:
-    """Quality of a student answer when only the teacher's answer is known: 1 if they agree exactly."""
-    return 1.0 if normalise_answer(student) == normalise_answer(teacher) else 0.0
+def label_quality(grade: Grade) -> float:
+    """A grade as the student's quality: 1.0 when the verdict says "as good as the teacher" (so
+    ``student_as_good`` is the grader's verdict), else the grade's score, which is below 1."""
+    return 1.0 if grade.verdict else grade.score
+
+
+def agreement(student: str, teacher: str, grader: Grader | None = None, prompt: str = "") -> float:
+    """Quality of a student answer when only the teacher's answer is known (default: exact answer text)."""
+    return label_quality((grader or ExactGrader()).grade(prompt, teacher, student))
 
 
 def prompt_of_messages(messages: Sequence[dict[str, Any]]) -> str:
@@ -63,18 +65,23 @@ def record_prompt(record: TeacherLogRecord) -> str:
     return record.prompt or ""
 
 
-def from_records(records: Iterable[TeacherLogRecord]) -> list[LabelledExample]:
-    """Shadow pairs from teacher-log records: those that carry the student's answer to the same prompt."""
+def from_records(
+    records: Iterable[TeacherLogRecord], graders: GraderSelection | None = None
+) -> list[LabelledExample]:
+    """Shadow pairs from teacher-log records: those that carry the student's answer to the same
+    prompt, graded by the grader for each record's class (default: exact answer text)."""
     out = []
     for r in records:
         if r.student_text is None:
             continue
+        prompt = record_prompt(r)
+        grader = graders.for_request(RequestClass(prompt, r.task)) if graders else None
         out.append(
             LabelledExample(
-                prompt=record_prompt(r),
+                prompt=prompt,
                 student_answer=r.student_text,
                 teacher_answer=r.response_text,
-                student_quality=agreement(r.student_text, r.response_text),
+                student_quality=agreement(r.student_text, r.response_text, grader, prompt),
                 messages=r.messages,
             )
         )

@@ -11,14 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from distillserve.backends.testbed_teacher import TestbedTeacher
+from distillserve.grading.text import ExactGrader
 from distillserve.protocol.backend import Backend
-from distillserve.router.labelled_example import LabelledExample, normalise_answer
+from distillserve.router.labelled_example import LabelledExample
 from distillserve.router.student_answers import ask_many
 from distillserve.testbed.tasks import TASKS, parse_prompt, sample
 
 
 def exact(answer: str, truth: str) -> float:
-    return 1.0 if normalise_answer(answer) == truth else 0.0
+    """The testbed's oracle: a testbed answer is right when its text is the true answer."""
+    return ExactGrader().grade("", truth, answer).score
 
 
 async def build_testbed_set(

@@ -2,7 +2,8 @@
 
 The gateway remembers the last teacher answers it served (``RecentTeacherAnswers``). When a
 new adapter goes live, ``relabel`` asks the *new* student the same conversations, grades each
-answer against the teacher's (agreement), and the scorer retrains on those fresh pairs: what
+answer against the teacher's with the configured grader for the conversation's class (the
+``grading`` section: the same verdicts as the promotion gate and drift), and the scorer retrains on those fresh pairs: what
 the old student got wrong but the new one gets right now scores easy, so the router sends
 the student more.
 """
@@ -18,8 +19,10 @@ from typing import Any
 
 import orjson
 
+from distillserve.grading import GraderSelection, Pair, RequestClass, grade_all
+from distillserve.grading.text import ExactGrader
 from distillserve.protocol.backend import Backend
-from distillserve.router.labelled_example import LabelledExample, agreement, prompt_of_messages
+from distillserve.router.labelled_example import LabelledExample, label_quality, prompt_of_messages
 from distillserve.router.student_answers import ask_many
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 class TeacherAnswer:
     messages: list[dict[str, Any]]
     answer: str
+    task: str | None = None  # the request's ``metadata.task``, for the grading rules
 
 
 class RecentTeacherAnswers:
@@ -39,11 +43,11 @@ class RecentTeacherAnswers:
         self._lock = threading.Lock()
         self.total = 0  # answers ever added, so a refresher can tell how many are new
 
-    def add(self, messages: list[dict[str, Any]], answer: str) -> None:
+    def add(self, messages: list[dict[str, Any]], answer: str, task: str | None = None) -> None:
         if self._items.maxlen == 0:
             return
         with self._lock:
-            self._items.append(TeacherAnswer(messages, answer))
+            self._items.append(TeacherAnswer(messages, answer, task))
             self.total += 1
 
     def snapshot(self) -> list[TeacherAnswer]:
@@ -69,7 +73,7 @@ class GradedAnswers:
 
     @staticmethod
     def key(answer: TeacherAnswer) -> bytes:
-        return orjson.dumps([answer.messages, answer.answer], option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps([answer.messages, answer.answer, answer.task], option=orjson.OPT_SORT_KEYS)
 
     def known(self, adapter: str | None) -> dict[bytes, LabelledExample]:
         return self._by_key if adapter == self._adapter else {}
@@ -85,24 +89,31 @@ async def relabel(
     adapter: str | None = None,
     concurrency: int = 16,
     graded: GradedAnswers | None = None,
+    graders: GraderSelection | None = None,
 ) -> list[LabelledExample]:
     """Fresh shadow pairs: the current student's answers to conversations the teacher answered
-    (asked only for those ``graded`` does not already hold for ``adapter``)."""
+    (asked only for those ``graded`` does not already hold for ``adapter``), graded by ``graders``
+    (default: exact answer text, the testbed's oracle)."""
+    graders = graders or GraderSelection.only(ExactGrader())
     known = graded.known(adapter) if graded is not None else {}
     keys = [GradedAnswers.key(a) for a in answers]
     missing = [i for i, k in enumerate(keys) if k not in known]
     replies = await ask_many(
         student, [answers[i].messages for i in missing], model=adapter, concurrency=concurrency
     )
+    prompts = {i: prompt_of_messages(answers[i].messages) for i in missing}
+    pairs = [Pair(prompts[i], answers[i].answer, r.text) for i, r in zip(missing, replies, strict=True)]
+    chosen = [graders.for_request(RequestClass(prompts[i], answers[i].task)) for i in missing]
+    grades = await grade_all(chosen, pairs)
     fresh = {
         keys[i]: LabelledExample(
-            prompt=prompt_of_messages(answers[i].messages),
+            prompt=prompts[i],
             student_answer=r.text,
             teacher_answer=answers[i].answer,
-            student_quality=agreement(r.text, answers[i].answer),
+            student_quality=label_quality(g),
             student_logprobs=r.logprobs,
         )
-        for i, r in zip(missing, replies, strict=True)
+        for i, r, g in zip(missing, replies, grades, strict=True)
     }
     out = [known.get(k) or fresh[k] for k in keys]
     if graded is not None:

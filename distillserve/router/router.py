@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from distillserve.config import RouterConfig
+from distillserve.grading import GraderSelection
 from distillserve.monitoring import metrics
 from distillserve.protocol.backend import Backend
 from distillserve.router.confidence import ConfidenceCascade
@@ -53,9 +54,15 @@ def build_policy(cfg: RouterConfig) -> RoutingPolicy:
 
 class Router:
     def __init__(
-        self, cfg: RouterConfig, scorer: DifficultyScorer | None = None, policy: RoutingPolicy | None = None
+        self,
+        cfg: RouterConfig,
+        scorer: DifficultyScorer | None = None,
+        policy: RoutingPolicy | None = None,
+        graders: GraderSelection | None = None,
     ) -> None:
         self.cfg = cfg
+        # Grade the student's re-asked answers (the learned scorer's labels); None = exact text.
+        self.graders = graders
         self._fallback = HeuristicScorer()
         self.cascade = ConfidenceCascade(cfg) if cfg.scorer == CASCADE and scorer is None else None
         if scorer is not None:
@@ -135,9 +142,11 @@ class Router:
         return RouteDecision(route, s.value, s.scorer, "score", s.features)
 
     # -- learning ---------------------------------------------------------------------------------
-    def remember_teacher_answer(self, messages: list[dict[str, Any]], answer: str) -> None:
+    def remember_teacher_answer(
+        self, messages: list[dict[str, Any]], answer: str, task: str | None = None
+    ) -> None:
         """The gateway calls this for every teacher answer; kept for retraining after a promotion."""
-        self.recent.add(messages, answer)
+        self.recent.add(messages, answer, task)
 
     @property
     def learns(self) -> bool:
@@ -165,6 +174,7 @@ class Router:
             adapter=adapter,
             concurrency=self.cfg.retrain.relabel_concurrency,
             graded=self.graded,
+            graders=self.graders,
         )
         return await self.retrain(examples, adapter=adapter)
 

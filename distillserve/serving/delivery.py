@@ -25,7 +25,8 @@ from distillserve.teacher_log.sink import TeacherLogSink
 log = logging.getLogger(__name__)
 
 #: Told every logged teacher chat answer (messages, text): the learned router re-fits on them.
-TeacherAnswerListener = Callable[[list[dict[str, Any]], str], None]
+# (messages, teacher answer, the request's metadata.task)
+TeacherAnswerListener = Callable[[list[dict[str, Any]], str, str | None], None]
 
 
 class ShadowHook(Protocol):
@@ -138,7 +139,7 @@ class AnswerDelivery:
         try:
             record = log_answer(self.sink, answer)  # an invalid answer is dead-lettered and counted
             if record is not None and record.messages is not None and self.on_teacher_answer is not None:
-                self.on_teacher_answer(record.messages, answer.text)
+                self.on_teacher_answer(record.messages, answer.text, record.task)
         except Exception:  # logging must never fail a request; the sink counts its own drops
             log.exception("could not log a teacher answer")
 

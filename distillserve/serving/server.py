@@ -18,6 +18,7 @@ from distillserve.adapters.validation import AdapterValidator
 from distillserve.backends.factory import build_backend
 from distillserve.backends.teacher_logprobs import asking_logprobs
 from distillserve.config import BackendConfig, RouterConfig, Settings
+from distillserve.monitoring.graders import configured_graders
 from distillserve.monitoring.series import init_gateway_series
 from distillserve.protocol.backend import AdapterHost, AdapterRef
 from distillserve.router.refresh_loop import RouterRefresher
@@ -38,7 +39,7 @@ def build_gateway(settings: Settings) -> Gateway:
     teacher = asking_logprobs(build_backend(settings.teacher), top_k)
     sink = build_sink(settings.teacher_log)
     shadow = build_shadow(settings, teacher, sink)
-    router = Router(settings.router)
+    router = Router(settings.router, graders=configured_graders(settings))
     gateway = Gateway(settings, student=student, teacher=teacher, router=router, sink=sink, shadow=shadow)
     if shadow is not None:
         shadow.on_teacher_answer = router.remember_teacher_answer

@@ -19,7 +19,7 @@ from typing import Any
 
 from distillserve.config import Settings
 from distillserve.monitoring import metrics
-from distillserve.monitoring.agreement import AgreementScorer, build_scorer
+from distillserve.monitoring.agreement import AgreementScorer, configured_scorer, request_class
 from distillserve.monitoring.drift import AgreementTracker
 from distillserve.protocol.backend import Backend
 from distillserve.protocol.errors import APIError
@@ -63,7 +63,7 @@ class ShadowSampler:
         self._tasks: set[asyncio.Task[None]] = set()
         # Also told every teacher answer a shadow got: the learned router re-fits on them, so it keeps
         # seeing prompts that the student now serves (they no longer reach the teacher otherwise).
-        self.on_teacher_answer: Callable[[list[dict[str, Any]], str], None] | None = None
+        self.on_teacher_answer: Callable[[list[dict[str, Any]], str, str | None], None] | None = None
 
     def set_baseline(self, adapter: str | None, value: float) -> None:
         """For the promotion path: the agreement ``adapter`` reached in its evaluation."""
@@ -120,18 +120,16 @@ class ShadowSampler:
             return "teacher_error"
         answer = TeacherAnswer.from_body(shadow_req, self._origin(adapter, student_text), body)
         text = answer.text
-        try:
-            if self.scorer.blocking:
-                sim = await asyncio.to_thread(self.scorer.similarity, student_text, text)
-            else:
-                sim = self.scorer.similarity(student_text, text)
+        try:  # the grader for this request's class (grading rules), the student as the candidate
+            grade = await self.scorer.grade(request, student_text, text)
         except Exception:
             log.exception("agreement scorer %s failed", self.scorer.name)
             return "scoring_error"
-        agreed = self.scorer.agrees(sim)
+        agreed = grade.verdict
         if self.on_teacher_answer is not None:
-            self.on_teacher_answer([m.model_dump(exclude_none=True) for m in shadow_req.messages], text)
-        metrics.SHADOW_SIMILARITY.labels(scorer=self.scorer.name).observe(sim)
+            messages = [m.model_dump(exclude_none=True) for m in shadow_req.messages]
+            self.on_teacher_answer(messages, text, request_class(request).task)
+        metrics.SHADOW_SIMILARITY.labels(scorer=grade.grader).observe(grade.score)
         self.tracker.record(adapter or metrics.BASE_VERSION, agreed)
         if self.log_pairs:
             self._log_pair(answer)
@@ -178,7 +176,7 @@ def build_shadow(settings: Settings, teacher: Backend, sink: TeacherLogSink) -> 
     return ShadowSampler(
         teacher,
         sink,
-        build_scorer(m.agreement, threshold=m.embedding_threshold, model_path=m.embedding_model),
+        configured_scorer(settings),
         AgreementTracker(m.agreement_window),
         rate=m.shadow_rate,
         max_concurrency=m.shadow_max_concurrency,

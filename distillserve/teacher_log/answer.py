@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from distillserve.grading.selection import task_of
 from distillserve.protocol.reasoning import split_think
 from distillserve.protocol.schema import ChatCompletionRequest, CompletionRequest, SamplingFields, new_id
 from distillserve.teacher_log.message import AnswerMessage
@@ -125,6 +126,7 @@ class TeacherAnswer:
             logprobs=[_token_logprob(e) for e in self.logprobs] if self.logprobs else None,
             student_model=origin.student_model,
             student_text=origin.student_text,
+            task=task_of((request.model_extra or {}).get("metadata")),
         )
 
 

@@ -70,6 +70,8 @@ class TeacherLogRecord(BaseModel):
     # Shadow pairs: what the student answered to the same prompt.
     student_model: str | None = None
     student_text: str | None = None
+    # The request's ``metadata.task`` tag, so the grader chosen for its class can be chosen again.
+    task: str | None = None
 
     def to_json(self) -> bytes:
         # pydantic's own serializer: 5x faster than model_dump + orjson, and the same JSON.
