@@ -193,8 +193,9 @@ class Distiller:
             shutil.rmtree(work, ignore_errors=True)
             self._count_long(nothing.long_examples)
             why = f"nothing to train: no example fits {nothing.max_seq_len} tokens and nothing was replayed"
-            encode = {"encode": nothing.stats, "too_long": nothing.long_examples, **data.replay_counts()}
-            return self._skip(batch, source, why, {**records, **encode}, data)
+            counts = {"train_new": len(data.new), "held_out": len(data.held_out), **data.replay_counts()}
+            encode = {"encode": nothing.stats, "too_long": nothing.long_examples}
+            return self._skip(batch, source, why, {**records, **counts, **encode}, data)
         self._count_long(trained.long_examples)
         evaluation, t_eval = self._evaluate(adapter_dir, live, live_path, data.held_out)
         gate = decide(
