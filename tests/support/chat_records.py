@@ -57,6 +57,17 @@ JSON = [
     ),
 ]
 
+MORE_CHAT = [
+    ("What is the chemical symbol for gold?", "The chemical symbol for gold is Au."),
+    ("Convert 5 kilometres to metres.", "5 km = 5,000 m."),
+    ("Who painted the Mona Lisa?", "Leonardo da Vinci painted the *Mona Lisa*."),
+    ("What is the square root of 144?", "The square root of 144 is 12."),
+    ("Name a primary colour.", "Red is a primary colour."),
+    ("How many days are in a leap year?", "A leap year has 366 days."),
+    ("What language is spoken in Brazil?", "Portuguese is the official language of Brazil."),
+    ("What is the freezing point of water in Fahrenheit?", "Water freezes at 32 °F."),
+]
+
 
 def _record(i: int, prompt: str, text: str, reasoning: str | None = None) -> TeacherLogRecord:
     messages = [{"role": "user", "content": prompt}]
@@ -81,6 +92,11 @@ def chat_records() -> list[TeacherLogRecord]:
         out.append(_record(i, p, f"<think>\n{trace}\n</think>\n\n{a}") if j % 2 else _record(i, p, a, trace))
     out += [_record(len(out) + k, p, a) for k, (p, a) in enumerate(JSON)]
     return out
+
+
+def more_chat_records() -> list[TeacherLogRecord]:
+    """8 further chat records (a later batch), disjoint from ``chat_records``."""
+    return [_record(100 + i, p, a) for i, (p, a) in enumerate(MORE_CHAT)]
 
 
 def long_reasoning_record(i: int, prompt: str, answer: str, trace_words: int) -> TeacherLogRecord:
