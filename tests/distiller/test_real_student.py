@@ -8,11 +8,12 @@ spy on the real trainer and evaluator sees no testbed task in any training or ev
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 import distillserve.distiller.worker as worker_module
 from distillserve.adapters.promotion import NoActivator, Promoter
@@ -27,7 +28,7 @@ from tests.support.chat_records import chat_records, more_chat_records
 CFG = DistillerConfig(
     lora={"rank": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},
     optim={"max_steps": 2, "batch_size": 4},
-    eval={"regression_size": 4, "holdout_fraction": 0.25, "max_new_tokens": 8},
+    eval={"regression_size": 4, "holdout_fraction": 0.25, "max_new_tokens": 4},
     trigger={"records": 16, "min_records": 4},
     replay={"ratio": 0.5},
     gate={"promote_margin": -1.0, "max_regression": 1.0},  # promote whatever: run 2 continues run 1
@@ -86,8 +87,17 @@ def smollm2() -> Path:
     return resolve_base_model("smollm2")
 
 
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """As ``distiller.torch_threads: 1`` does in the worker process: no OpenMP spinning on busy cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_a_smollm2_student_trains_and_is_gated_on_its_own_traffic_only(
-    smollm2: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    smollm2: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_thread: None
 ) -> None:
     spy = Spy(monkeypatch)
     registry = AdapterRegistry(str(tmp_path / "registry"), "smollm2")
