@@ -192,7 +192,7 @@ class Distiller:
         except NothingToTrain as nothing:
             shutil.rmtree(work, ignore_errors=True)
             self._count_long(nothing.long_examples)
-            why = f"nothing to train: no example fits {nothing.max_seq_len} tokens and nothing was replayed"
+            why = self._nothing_to_train_reason(data, nothing.max_seq_len)
             counts = {"train_new": len(data.new), "held_out": len(data.held_out), **data.replay_counts()}
             encode = {"encode": nothing.stats, "too_long": nothing.long_examples}
             return self._skip(batch, source, why, {**records, **counts, **encode}, data)
@@ -240,6 +240,14 @@ class Distiller:
         metrics.DISTILLER_RUNS.labels(outcome="skipped").inc()
         log.warning("skipped %d records (%s): %s", len(batch), card.run_id, reason)
         return RunOutcome(True, "skipped", details={"records": records, "reason": reason}, skipped=card)
+
+    def _nothing_to_train_reason(self, data: TrainingSet, max_seq_len: int) -> str:
+        if not data.mixed:
+            return "nothing to train: no example left once the regression slice took its share"
+        return (
+            f"nothing to train: none of {len(data.mixed)} examples ({data.replayed} replayed) fits "
+            f"{max_seq_len} tokens with optim.too_long={self.cfg.optim.too_long}"
+        )
 
     def _training_set(self, examples: list[TrainingExample]) -> TrainingSet:
         """New examples less the regression source's share, split into trained and held out (by

@@ -279,7 +279,9 @@ def test_a_batch_of_only_too_long_examples_is_skipped_committed_and_left_behind(
     assert source.commits == [(list(range(12)), [])] and registry.versions() == []
     [card] = registry.skipped_runs()
     assert card.status == "skipped" and card.base_model == str(base)
-    assert card.reason.startswith("nothing to train: no example fits 256 tokens"), card.reason
+    n = card.records["train_new"]
+    why = f"nothing to train: none of {n} examples (0 replayed) fits 256 tokens with optim.too_long={policy}"
+    assert card.reason == why
     assert [(o.first, o.last) for o in card.offsets] == [(0, 11)]
     # The regression slice took its share first, a slice was held out; every other one was too long.
     r = card.records
