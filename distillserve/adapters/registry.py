@@ -5,6 +5,9 @@ Layout under the registry URL (a local directory or any fsspec URL), one folder 
     <base>/versions/v7/adapter_model.safetensors, adapter_config.json, card.json
     <base>/state.json        live version, canary and its share, the log of every transition
     <base>/staging/...       versions being written (never listed)
+    <base>/golden/v1.jsonl   the golden regression slice of the deployment's own traffic, one
+    <base>/golden/v1.json    immutable file per version and its manifest (count, SHA-256)
+    <base>/runs/skipped-*.json  cards of runs that trained nothing, and why
 
 A version is visible only once complete: locally it is written in ``staging`` and renamed into
 ``versions`` in one step; on object stores the card is written last and a folder without a card
@@ -83,6 +86,32 @@ class AdapterCard(BaseModel):
     files: dict[str, str] = Field(default_factory=dict)  # name -> sha256
     status: Status = "candidate"
     history: list[Transition] = Field(default_factory=list)
+    # Where the run's regression set and replayed data came from (golden slice, file, testbed...).
+    data_sources: dict[str, Any] = Field(default_factory=dict)
+
+
+class GoldenSetInfo(BaseModel):
+    """The manifest of one immutable version of a base model's golden regression slice."""
+
+    version: str
+    n: int
+    sha256: str
+    # Holds the configured size: the slice is frozen and no later version is written.
+    complete: bool
+    created_at: float = Field(default_factory=time.time)
+
+
+class SkippedRunCard(BaseModel):
+    """A run that trained nothing: its records were consumed (offsets committed), and why."""
+
+    run_id: str = ""
+    base_model: str
+    status: Literal["skipped"] = "skipped"
+    reason: str
+    created_at: float = Field(default_factory=time.time)
+    offsets: list[OffsetRange] = Field(default_factory=list)
+    records: dict[str, Any] = Field(default_factory=dict)
+    data_sources: dict[str, Any] = Field(default_factory=dict)
 
 
 class RegistryState(BaseModel):
@@ -255,6 +284,76 @@ class AdapterRegistry:
                 self.fs.rm(e, recursive=True)
                 n += 1
         return n
+
+    # -- golden regression slice ----------------------------------------------------------------
+    def golden_sets(self) -> list[GoldenSetInfo]:
+        """Versions of the golden slice, oldest first (a version without its manifest is not one)."""
+        try:
+            entries = self.fs.ls(self._p("golden"), detail=False)
+        except FileNotFoundError:
+            return []
+        manifests = [
+            e for e in entries if e.endswith(".json") and _version_number(posixpath.basename(e)[:-5]) >= 0
+        ]
+        infos = [GoldenSetInfo.model_validate(orjson.loads(self.fs.cat_file(m))) for m in manifests]
+        return sorted(infos, key=lambda i: _version_number(i.version))
+
+    def latest_golden(self) -> GoldenSetInfo | None:
+        sets = self.golden_sets()
+        return sets[-1] if sets else None
+
+    def read_golden(self, version: str) -> bytes:
+        """The JSONL rows of a golden version, checked against the SHA-256 of its manifest."""
+        info = next((i for i in self.golden_sets() if i.version == version), None)
+        if info is None:
+            raise VersionNotFound(f"no golden set {version!r} of {self.base_model}")
+        data = self.fs.cat_file(self._p("golden", f"{version}.jsonl"))
+        if hashlib.sha256(data).hexdigest() != info.sha256:
+            raise AdapterRejected(f"golden set {version} does not match its checksum (corrupt)")
+        return data
+
+    def write_golden(self, rows: bytes, *, n: int, complete: bool) -> GoldenSetInfo:
+        """Publish ``rows`` (JSONL, ``n`` rows) as the next golden version; the manifest goes last."""
+        with self._locked():
+            latest = self.latest_golden()
+            version = f"v{(_version_number(latest.version) if latest else 0) + 1}"
+            info = GoldenSetInfo(
+                version=version, n=n, sha256=hashlib.sha256(rows).hexdigest(), complete=complete
+            )
+            self.fs.makedirs(self._p("golden"), exist_ok=True)
+            self._write_atomic(self._p("golden", f"{version}.jsonl"), rows)
+            self._write_atomic(
+                self._p("golden", f"{version}.json"), orjson.dumps(info.model_dump(mode="json"))
+            )
+        log.info(
+            "golden set %s of %s: %d rows%s", version, self.base_model, n, " (frozen)" if complete else ""
+        )
+        return info
+
+    # -- runs that trained nothing ----------------------------------------------------------------
+    def record_skipped_run(self, card: SkippedRunCard) -> SkippedRunCard:
+        """Keep the card of a run that trained nothing, so people see why its records produced no version."""
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(card.created_at))
+        card.run_id = f"skipped-{stamp}-{uuid.uuid4().hex[:8]}"
+        self.fs.makedirs(self._p("runs"), exist_ok=True)
+        self._write_atomic(
+            self._p("runs", f"{card.run_id}.json"),
+            orjson.dumps(card.model_dump(mode="json"), option=orjson.OPT_INDENT_2),
+        )
+        return card
+
+    def skipped_runs(self) -> list[SkippedRunCard]:
+        """Cards of skipped runs, oldest first."""
+        try:
+            entries = self.fs.ls(self._p("runs"), detail=False)
+        except FileNotFoundError:
+            return []
+        cards = [
+            SkippedRunCard.model_validate(orjson.loads(self.fs.cat_file(e)))
+            for e in entries
+            if posixpath.basename(e).startswith("skipped-") and e.endswith(".json")
+        ]
+        return sorted(cards, key=lambda c: c.created_at)
 
     # -- validation -----------------------------------------------------------------------------
     def validate(self, version: str) -> AdapterCard:

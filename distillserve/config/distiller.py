@@ -37,7 +37,13 @@ class OptimConfig(StrictModel):
     # Cap on optimizer steps per run (0 = epochs decide).
     max_steps: int = 0
     batch_size: int = 16
-    max_seq_len: int = 256
+    # Longest training sequence in tokens: the student's context length (its config's
+    # ``max_position_embeddings``), capped by this number when set. R1 traces run to thousands.
+    max_seq_len: int | None = Field(default=None, ge=8)
+    # An example longer than that: "clip_reasoning" cuts the end of its reasoning trace and keeps the
+    # final answer (dropped when it has no trace or the answer alone does not fit); "drop" drops it.
+    # Either way it is counted per reason on the adapter card and in a metric.
+    too_long: Literal["clip_reasoning", "drop"] = "clip_reasoning"
 
 
 class KDConfig(StrictModel):
@@ -58,15 +64,21 @@ class ReplayConfig(StrictModel):
     base_share: float = 0.5
     store_max: int = 20_000
     # Base-skill examples to replay: a JSONL file of {"messages"|"prompt", "answer"}, disjoint from
-    # the regression set; None = testbed base tasks.
+    # the regression set; None = the deployment's own traffic (past teacher answers in the replay
+    # store), or the testbed base tasks when the student is the testbed model.
     base_path: str | None = None
 
 
 class EvalConfig(StrictModel):
     holdout_fraction: float = 0.1
-    # Fixed regression set: a JSONL file of {"messages"|"prompt", "answer"}; None = testbed base tasks.
+    # Fixed regression set: a JSONL file of {"messages"|"prompt", "answer"}; None = a golden slice of
+    # the deployment's own teacher-answered prompts (frozen in the registry from the first batches),
+    # or the testbed base tasks when the student is the testbed model.
     regression_path: str | None = None
     regression_size: int = 60
+    # Share of each batch's usable examples set aside for the golden slice until it holds
+    # ``regression_size`` items (never trained on; the rest of the batch trains as usual).
+    golden_batch_share: float = Field(default=0.25, ge=0.0, lt=1.0)
     # Held-out records kept from earlier runs, re-checked on every candidate so a new batch cannot
     # silently undo an earlier one.
     past_holdout_max: int = 200

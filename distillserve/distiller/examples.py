@@ -10,6 +10,7 @@ images, is skipped and counted by that reason (``tool_call``, ``tools``, ``visio
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import Counter
 from collections.abc import Iterable
@@ -21,7 +22,7 @@ import orjson
 from distillserve.protocol.reasoning import THINK_CLOSE, THINK_OPEN, split_think
 from distillserve.teacher_log.record import TeacherLogRecord, TokenLogprob
 
-ExampleSource = Literal["teacher", "replay", "base"]
+ExampleSource = Literal["teacher", "replay", "base", "golden"]
 FILTER_REASONS = ("empty", "truncated", "duplicate", "malformed", "tool_call", "tools", "vision")
 
 
@@ -59,6 +60,21 @@ class TrainingExample:
             source,
             obj.get("key", ""),
             obj.get("task"),
+        )
+
+    @property
+    def reasoning(self) -> str | None:
+        """The reasoning trace the target carries (None when it is the answer alone)."""
+        return split_think(self.target)[0]
+
+    def with_reasoning(self, trace: str) -> TrainingExample:
+        """This example with its trace replaced (a clipped one); the final answer stays whole.
+
+        Teacher top-k is kept only where it still lines up: over the answer, not a cut trace.
+        """
+        target = f"{THINK_OPEN}{trace}{THINK_CLOSE}{self.answer}"
+        return dataclasses.replace(
+            self, target=target, teacher_tokens=_aligned_suffix(self.teacher_tokens, self.answer)
         )
 
 

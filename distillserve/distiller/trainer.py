@@ -86,6 +86,9 @@ class TrainOutcome:
     losses: dict[str, float]
     encode_stats: dict[str, int]
     history: list[dict[str, float]] = field(default_factory=list)
+    max_seq_len: int = 0
+    # Examples longer than ``max_seq_len`` by outcome (``encoding.LONG_OUTCOMES``).
+    long_examples: dict[str, int] = field(default_factory=dict)
 
     @property
     def tokens_per_second(self) -> float:
@@ -146,16 +149,71 @@ def load_tokenizer(base_dir: str | Path) -> Any:
     return AutoTokenizer.from_pretrained(str(base_dir))
 
 
-def load_base(base_dir: str | Path, device: str) -> tuple[Any, Any]:
-    """The student's base model and tokenizer (float32 on CPU; bf16 when a GPU supports it)."""
+def load_model(base_dir: str | Path, device: str) -> Any:
+    """The student's base model: float32 on CPU, bf16 when a GPU supports it."""
     from transformers import AutoModelForCausalLM
 
-    tokenizer = load_tokenizer(base_dir)
     dtype = torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=dtype)
+    return AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=dtype).to(device)
+
+
+def load_training_tokenizer(base_dir: str | Path) -> Any:
+    """The tokenizer, with the end-of-sequence token as padding when it has none."""
+    tokenizer = load_tokenizer(base_dir)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model.to(device), tokenizer
+    return tokenizer
+
+
+def load_base(base_dir: str | Path, device: str) -> tuple[Any, Any]:
+    """The student's base model and tokenizer."""
+    tokenizer = load_training_tokenizer(base_dir)
+    return load_model(base_dir, device), tokenizer
+
+
+# Config keys that hold a model's context length, by family (Llama/Qwen, GPT-2, others).
+_CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
+
+
+def context_length(base_dir: str | Path) -> int | None:
+    """The longest sequence the student was built for, from its config (None if it does not say)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(str(base_dir)).to_dict()
+    return next((config[k] for k in _CONTEXT_KEYS if isinstance(config.get(k), int)), None)
+
+
+def training_seq_len(base_dir: str | Path, cap: int | None) -> int:
+    """The student's context length, capped by ``optim.max_seq_len`` when that is set."""
+    context = context_length(base_dir)
+    if context is None and cap is None:
+        raise ValueError(f"{base_dir}'s config names no context length: set distiller.optim.max_seq_len")
+    return min(n for n in (context, cap) if n is not None)
+
+
+class NothingToTrain(ValueError):
+    """No example fits the sequence budget (or none was given): there is nothing to train on."""
+
+    def __init__(self, encoder: ChatEncoder) -> None:
+        self.stats = dict(encoder.stats)
+        self.long_examples = dict(encoder.long)
+        self.max_seq_len = encoder.max_seq_len
+        super().__init__(
+            f"no example could be encoded within {encoder.max_seq_len} tokens "
+            f"({self.stats}; too long: {self.long_examples})"
+        )
+
+
+def encode_examples(
+    base_dir: str | Path, examples: Sequence[TrainingExample], optim: OptimConfig
+) -> tuple[Any, ChatEncoder, list[EncodedExample]]:
+    """Tokenizer, encoder (with its counts) and the encoded examples; ``NothingToTrain`` if none fits."""
+    tokenizer = load_training_tokenizer(base_dir)
+    encoder = ChatEncoder(tokenizer, training_seq_len(base_dir, optim.max_seq_len), too_long=optim.too_long)
+    encoded = encoder.encode_all(examples)
+    if not encoded:
+        raise NothingToTrain(encoder)
+    return tokenizer, encoder, encoded
 
 
 def train_adapter(
@@ -168,15 +226,12 @@ def train_adapter(
     work_dir: str | Path | None = None,
 ) -> TrainOutcome:
     """Train a LoRA adapter on ``examples`` (continuing ``parent_adapter`` when given) and save it
-    in PEFT format to ``out_dir``."""
+    in PEFT format to ``out_dir``. Raises ``NothingToTrain`` (before loading the model) when no
+    example fits."""
     device = resolve_device(cfg.device)
     set_seed(cfg.seed)
-    model, tokenizer = load_base(base_dir, device)
-    encoder = ChatEncoder(tokenizer, cfg.optim.max_seq_len)
-    encoded: list[EncodedExample] = encoder.encode_all(examples)
-    if not encoded:
-        raise ValueError(f"no example could be encoded ({dict(encoder.stats)})")
-    model = with_adapter(model, cfg.lora, parent_adapter)
+    tokenizer, encoder, encoded = encode_examples(base_dir, examples, cfg.optim)
+    model = with_adapter(load_model(base_dir, device), cfg.lora, parent_adapter)
     work = Path(work_dir or out_dir).with_suffix(".trainer")
     trainer = DistillationTrainer(
         model=model,
@@ -201,6 +256,8 @@ def train_adapter(
         losses=final_losses(hist),
         encode_stats=dict(encoder.stats),
         history=hist,
+        max_seq_len=encoder.max_seq_len,
+        long_examples=dict(encoder.long),
     )
 
 

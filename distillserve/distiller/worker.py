@@ -2,8 +2,11 @@
 
 One run, in an order that keeps every promise on a crash at any point:
 
-1. records become examples (filters counted); a deterministic slice is held out;
-2. a LoRA adapter is trained on the rest plus replayed old data, into a private work folder;
+1. records become examples (filters counted); the regression source takes its share (the golden
+   slice of a real student's traffic, written to the registry first); a deterministic slice is held out;
+2. a LoRA adapter is trained on the rest plus replayed old data, into a private work folder; a
+   batch in which nothing fits (too long, nothing replayed) is skipped: a card says why, its
+   offsets are committed, the worker moves on;
 3. the candidate and the live version are scored on the same held-out / regression items;
 4. the version is registered (visible only when complete) with its card and gate decision;
 5. the replay store and past held-out set are updated, then the source offsets are committed;
@@ -29,30 +32,25 @@ from pathlib import Path
 from typing import Any
 
 from distillserve.adapters.promotion import Promoter
-from distillserve.adapters.registry import AdapterCard, AdapterRegistry, RegistryError
+from distillserve.adapters.registry import AdapterCard, AdapterRegistry, RegistryError, SkippedRunCard
 from distillserve.config import DistillerConfig
 from distillserve.distiller.evaluation import Evaluator, compare
 from distillserve.distiller.examples import TrainingExample, build_examples
 from distillserve.distiller.gate import GateDecision, decide
-from distillserve.distiller.replay import ExampleStore, base_replay_examples, mix_replay, regression_examples
+from distillserve.distiller.reference_sets import Reservation, base_replay_pool, regression_source
+from distillserve.distiller.replay import ExampleStore, mix_replay
 from distillserve.distiller.sources import RecordSource, SourcedRecord, offset_ranges
-from distillserve.distiller.trainer import TrainOutcome, train_adapter
+from distillserve.distiller.trainer import NothingToTrain, TrainOutcome, train_adapter
 from distillserve.grading import GraderSelection
+from distillserve.models.prepared import resolve_model
 from distillserve.monitoring import metrics
 
 log = logging.getLogger(__name__)
 
 
 def resolve_base_model(name: str) -> Path:
-    """A base model directory from a path or a prepared alias (``testbed-student``)."""
-    if name == "testbed-student":
-        from distillserve.testbed.student_model import ensure_testbed_student
-
-        return Path(ensure_testbed_student())
-    p = Path(name)
-    if not (p / "config.json").is_file():
-        raise FileNotFoundError(f"base model {name!r} is neither a model directory nor a known alias")
-    return p
+    """A base model directory from a path or a prepared alias (``testbed-student``, ``smollm2``)."""
+    return resolve_model(name)
 
 
 def is_held_out(key: str, fraction: float, seed: int) -> bool:
@@ -71,6 +69,7 @@ class RunOutcome:
     card: AdapterCard | None = None
     gate: GateDecision | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    skipped: SkippedRunCard | None = None  # the card of a run that trained nothing
 
 
 @dataclass
@@ -82,10 +81,18 @@ class TrainingSet:
     held_out: list[TrainingExample]
     mixed: list[TrainingExample]
     past: list[TrainingExample]
+    reservation: Reservation
 
     @property
     def replayed(self) -> int:
         return len(self.mixed) - len(self.new)
+
+    def replay_counts(self) -> dict[str, int]:
+        """Replayed examples by pool: past traffic (the replay store) and base-skill samples."""
+        return {
+            "past": sum(e.source == "replay" for e in self.mixed),
+            "base": sum(e.source == "base" for e in self.mixed),
+        }
 
 
 class Distiller:
@@ -112,10 +119,11 @@ class Distiller:
         self.past_holdout = ExampleStore(
             state_dir / "past_holdout.jsonl", cfg.eval.past_holdout_max, source="teacher"
         )
-        self.regression = regression_examples(cfg.eval.regression_size, cfg.eval.regression_path)
+        # The testbed's synthetic sets only for the testbed student; a real one's own traffic otherwise.
+        self.regression = regression_source(cfg, base_model, registry)
         # Enough distinct base samples for a full batch's replay share, so none repeats within a run.
         base_pool = max(64, math.ceil(cfg.trigger.records * cfg.replay.ratio))
-        self.base_replay = base_replay_examples(base_pool, cfg.replay.base_path)
+        self.base_replay, self.base_replay_source = base_replay_pool(cfg, base_model, base_pool)
         self.seen: set[str] = set()
         self._evaluator: Evaluator | None = None
         self.runs = 0
@@ -153,10 +161,8 @@ class Distiller:
         )
         if report.kept == 0:
             self._count_records(report.as_dict())
-            source.commit(batch)  # nothing usable: consumed, each drop counted
             self.seen = seen
-            metrics.DISTILLER_RUNS.labels(outcome="skipped").inc()
-            return RunOutcome(True, "skipped", details={"records": report.as_dict()})
+            return self._skip(batch, source, "no usable record in the batch", report.as_dict())
         if report.kept < self.cfg.trigger.min_records and not final:
             return RunOutcome(False, "waiting", details={"records": report.as_dict()})
         self._count_records(report.as_dict())
@@ -166,9 +172,10 @@ class Distiller:
             metrics.DISTILLER_RUNS.labels(outcome="failed").inc()
             raise
         self.seen = seen
-        metrics.DISTILLER_RUNS.labels(outcome=outcome.outcome).inc()
-        metrics.DISTILLER_RUN_DURATION.observe(time.perf_counter() - started)
-        metrics.DISTILLER_LAST_RUN.set(time.time())
+        if outcome.outcome != "skipped":
+            metrics.DISTILLER_RUNS.labels(outcome=outcome.outcome).inc()
+            metrics.DISTILLER_RUN_DURATION.observe(time.perf_counter() - started)
+            metrics.DISTILLER_LAST_RUN.set(time.time())
         return outcome
 
     def _train_evaluate_register(
@@ -180,11 +187,21 @@ class Distiller:
         started: float,
     ) -> RunOutcome:
         data = self._training_set(examples)
+        records = {**records, "golden": data.reservation.as_dict()}
         live = self.registry.live()
         live_path = self.registry.local_path(live) if live else None
         work = self.state_dir / "work" / f"run-{uuid.uuid4().hex[:8]}"
         adapter_dir = work / "adapter"
-        trained, t_train = self._train(data, adapter_dir, live, live_path, work)
+        try:
+            trained, t_train = self._train(data, adapter_dir, live, live_path, work)
+        except NothingToTrain as nothing:
+            shutil.rmtree(work, ignore_errors=True)
+            self._count_long(nothing.long_examples)
+            why = self._nothing_to_train_reason(data, nothing.max_seq_len)
+            counts = {"train_new": len(data.new), "held_out": len(data.held_out), **data.replay_counts()}
+            encode = {"encode": nothing.stats, "too_long": nothing.long_examples}
+            return self._skip(batch, source, why, {**records, **counts, **encode}, data)
+        self._count_long(trained.long_examples)
         evaluation, t_eval = self._evaluate(adapter_dir, live, live_path, data.held_out)
         gate = decide(
             evaluation,
@@ -205,8 +222,43 @@ class Distiller:
         log.info("registered %s: %s; gate: %s", card.version, evaluation["candidate"], gate.reasons or "pass")
         return self._apply_gate(card, gate)
 
+    def _skip(
+        self,
+        batch: Sequence[SourcedRecord],
+        source: RecordSource,
+        reason: str,
+        records: dict[str, Any],
+        data: TrainingSet | None = None,
+    ) -> RunOutcome:
+        """A batch that trains nothing: its card says why, its offsets are committed, the worker
+        moves on (never a loop on the same records)."""
+        card = self.registry.record_skipped_run(
+            SkippedRunCard(
+                base_model=self.base_model,
+                reason=reason,
+                offsets=offset_ranges(batch),
+                records=records,
+                data_sources=self._data_sources(data),
+            )
+        )
+        source.commit(batch)
+        metrics.DISTILLER_RUNS.labels(outcome="skipped").inc()
+        log.warning("skipped %d records (%s): %s", len(batch), card.run_id, reason)
+        return RunOutcome(True, "skipped", details={"records": records, "reason": reason}, skipped=card)
+
+    def _nothing_to_train_reason(self, data: TrainingSet, max_seq_len: int) -> str:
+        if not data.mixed:
+            return "nothing to train: no example left once the regression slice took its share"
+        return (
+            f"nothing to train: none of {len(data.mixed)} examples ({data.replayed} replayed) fits "
+            f"{max_seq_len} tokens with optim.too_long={self.cfg.optim.too_long}"
+        )
+
     def _training_set(self, examples: list[TrainingExample]) -> TrainingSet:
-        """New examples split into trained and held out (by conversation), mixed with replayed ones."""
+        """New examples less the regression source's share, split into trained and held out (by
+        conversation), mixed with replayed ones."""
+        reservation = self.regression.reserve(examples)
+        examples = reservation.remaining
         fraction, seed = self.cfg.eval.holdout_fraction, self.cfg.seed
         held_out = [e for e in examples if is_held_out(e.key, fraction, seed)]
         new = [e for e in examples if not is_held_out(e.key, fraction, seed)]
@@ -221,7 +273,7 @@ class Distiller:
             base_share=self.cfg.replay.base_share,
             rng=random.Random(seed + self.runs),
         )
-        return TrainingSet(new=new, held_out=held_out, mixed=mixed, past=past)
+        return TrainingSet(new=new, held_out=held_out, mixed=mixed, past=past, reservation=reservation)
 
     def _train(
         self, data: TrainingSet, adapter_dir: Path, live: str | None, live_path: str | None, work: Path
@@ -254,10 +306,19 @@ class Distiller:
     ) -> tuple[dict[str, Any], float]:
         """Candidate and live scored on the same held-out, past held-out and regression sets."""
         t0 = time.perf_counter()
-        sets = {"heldout": held_out, "past_heldout": self.past_holdout.load(), "regression": self.regression}
+        sets = {
+            "heldout": held_out,
+            "past_heldout": self.past_holdout.load(),
+            "regression": self.regression.examples(),
+        }
         evaluation = compare(self.evaluator, adapter_dir, live_path, sets)
         evaluation["live_version"] = live
         return evaluation, time.perf_counter() - t0
+
+    def _data_sources(self, data: TrainingSet | None) -> dict[str, Any]:
+        """Where the regression set and replayed data came from (the card's ``data_sources``)."""
+        replay = {**self.base_replay_source, **(data.replay_counts() if data else {})}
+        return {"training": "teacher", "regression_set": self.regression.describe(), "replay": replay}
 
     def _card(
         self,
@@ -279,12 +340,14 @@ class Distiller:
                 "replayed": data.replayed,
                 "held_out": len(data.held_out),
                 "encode": trained.encode_stats,
+                "too_long": trained.long_examples,
             },
             losses={k: round(v, 5) for k, v in trained.losses.items()},
             eval=evaluation,
             gate=gate.as_dict(),
             timings=timings,
-            training=self._training_summary(trained.steps),
+            training=self._training_summary(trained),
+            data_sources=self._data_sources(data),
         )
 
     def _register(self, adapter_dir: Path, card: AdapterCard, work: Path) -> AdapterCard:
@@ -317,11 +380,13 @@ class Distiller:
             return RunOutcome(True, "refused", version, card, gate, {"error": str(exc)})
         return RunOutcome(True, "promoted", version, self.registry.card(version), gate)
 
-    def _training_summary(self, steps: int) -> dict[str, Any]:
+    def _training_summary(self, trained: TrainOutcome) -> dict[str, Any]:
         """The card's ``training`` section (its flat keys are the card format, kept across config layouts)."""
         c = self.cfg
         return {
-            "steps": steps,
+            "steps": trained.steps,
+            "max_seq_len": trained.max_seq_len,
+            "too_long_policy": c.optim.too_long,
             "lora_rank": c.lora.rank,
             "lora_alpha": c.lora.alpha,
             "target_modules": c.lora.target_modules,
@@ -335,6 +400,12 @@ class Distiller:
             "replay_ratio": c.replay.ratio,
             "seed": c.seed,
         }
+
+    @staticmethod
+    def _count_long(outcomes: dict[str, int]) -> None:
+        for outcome, n in outcomes.items():
+            if n:
+                metrics.DISTILLER_LONG_EXAMPLES.labels(outcome=outcome).inc(n)
 
     @staticmethod
     def _count_records(records: dict[str, Any]) -> None:

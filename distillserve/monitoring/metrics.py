@@ -57,6 +57,13 @@ SHADOW_OUTCOMES = (
 ADAPTER_SWAP_OUTCOMES = ("swapped", "refused")
 DISTILLER_RUN_OUTCOMES = ("promoted", "held", "refused", "skipped", "failed")
 JUDGE_CALL_OUTCOMES = ("ok", "unparsed", "error")
+# What became of a training example longer than the sequence budget (``distiller.encoding``).
+DISTILLER_LONG_OUTCOMES = (
+    "reasoning_clipped",
+    "dropped_by_policy",
+    "no_reasoning_to_clip",
+    "answer_too_long",
+)
 # The value of ``version`` in ``distillserve_live_adapter_info`` while the base model serves (no adapter).
 BASE_VERSION = "base"
 
@@ -206,6 +213,12 @@ def _distiller(m: _Maker) -> dict[str, Any]:
         DISTILLER_LAST_RUN=m.gauge(
             "distillserve_distiller_last_run_timestamp_seconds", "Unix time the last training run finished."
         ),
+        DISTILLER_LONG_EXAMPLES=m.counter(
+            "distillserve_distiller_long_examples_total",
+            "Training examples longer than the sequence budget, by what became of them "
+            "(reasoning_clipped, dropped_by_policy, no_reasoning_to_clip, answer_too_long).",
+            ["outcome"],
+        ),
         ADAPTER_EVAL=m.gauge(
             "distillserve_adapter_eval_score",
             "Evaluation results per adapter version.",
@@ -338,6 +351,7 @@ class Metrics:
     DISTILLER_LOSS: Gauge
     DISTILLER_RECORDS: Counter
     DISTILLER_LAST_RUN: Gauge
+    DISTILLER_LONG_EXAMPLES: Counter
     ADAPTER_EVAL: Gauge
     LIVE_ADAPTER: Gauge
     ADAPTER_SWAPS: Counter
@@ -402,6 +416,7 @@ DISTILLER_RUN_DURATION = DEFAULT.DISTILLER_RUN_DURATION
 DISTILLER_LOSS = DEFAULT.DISTILLER_LOSS
 DISTILLER_RECORDS = DEFAULT.DISTILLER_RECORDS
 DISTILLER_LAST_RUN = DEFAULT.DISTILLER_LAST_RUN
+DISTILLER_LONG_EXAMPLES = DEFAULT.DISTILLER_LONG_EXAMPLES
 ADAPTER_EVAL = DEFAULT.ADAPTER_EVAL
 LIVE_ADAPTER = DEFAULT.LIVE_ADAPTER
 ADAPTER_SWAPS = DEFAULT.ADAPTER_SWAPS

@@ -23,6 +23,7 @@ from distillserve.adapters.registry import AdapterRegistry
 from distillserve.config import DistillerConfig
 from distillserve.distiller.sources import SourcedRecord
 from distillserve.distiller.worker import Distiller
+from tests.support.chat_records import long_reasoning_record
 from tests.support.metrics import sample
 from tests.support.teacher_records import teacher_records
 from tests.support.tiny_student import build_tiny_student
@@ -181,6 +182,8 @@ def test_a_batch_with_nothing_usable_is_skipped_and_committed(
     assert source.committed() == [0, 1, 2, 3, 4] and registry.versions() == []
     assert runs(fresh_metrics, "skipped") == 1
     assert sample(fresh_metrics, "distillserve_distiller_records_total", outcome="malformed") == 5
+    [card] = registry.skipped_runs()  # and a card says why
+    assert card.reason == "no usable record in the batch" and card.records["dropped"]["malformed"] == 5
 
 
 def test_a_failed_run_commits_nothing_and_is_counted(
@@ -237,3 +240,55 @@ def test_the_loop_keeps_too_few_usable_records_pending(
     worker.run_forever(source, stop=source.idle)
     assert source.commits == [] and registry.versions() == []  # triggered by age, but waiting
     assert sum(runs(fresh_metrics, o) for o in ("promoted", "held", "skipped", "failed")) == 0
+
+
+# --- a batch that trains nothing ---------------------------------------------------------------
+def too_long(n: int, *, long_prompt: bool) -> list[bytes]:
+    """R1-style records longer than the tiny student's 256-token context: a long trace with a short
+    answer (clippable), or also a long prompt (nothing fits even with the trace cut away)."""
+    pad = " Please show every step of the working." * 8 if long_prompt else ""
+    return [
+        long_reasoning_record(i, f"Question {i}: what is {i} + {i}?{pad}", f"It is {2 * i}.", 120).to_json()
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("policy", "long_prompt", "outcome"),
+    [("drop", False, "dropped_by_policy"), ("clip_reasoning", True, "answer_too_long")],
+)
+def test_a_batch_of_only_too_long_examples_is_skipped_committed_and_left_behind(
+    base: Path,
+    registry: AdapterRegistry,
+    tmp_path: Path,
+    fresh_metrics: CollectorRegistry,
+    policy: str,
+    long_prompt: bool,
+    outcome: str,
+) -> None:
+    source = ListSource(too_long(12, long_prompt=long_prompt), registry)
+    worker = distiller(
+        base,
+        registry,
+        tmp_path,
+        optim={"epochs": 1, "batch_size": 8, "too_long": policy},
+        **trigger(records=12),
+    )
+    worker.run_forever(source, stop=source.idle)
+    # Committed once, and the loop went on polling (no retry of the same batch): nothing trained.
+    assert source.commits == [(list(range(12)), [])] and registry.versions() == []
+    [card] = registry.skipped_runs()
+    assert card.status == "skipped" and card.base_model == str(base)
+    n = card.records["train_new"]
+    why = f"nothing to train: none of {n} examples (0 replayed) fits 256 tokens with optim.too_long={policy}"
+    assert card.reason == why
+    assert [(o.first, o.last) for o in card.offsets] == [(0, 11)]
+    # The regression slice took its share first, a slice was held out; every other one was too long.
+    r = card.records
+    assert r["golden"]["reserved"] == 3 and r["golden"]["reserved"] + r["train_new"] + r["held_out"] == 12
+    assert r["train_new"] > 0 and r["too_long"] == {outcome: r["train_new"]}
+    assert r["past"] == r["base"] == 0  # nothing replayed
+    assert card.data_sources["regression_set"]["source"] == "golden"
+    assert runs(fresh_metrics, "skipped") == 1 and runs(fresh_metrics, "failed") == 0
+    long_total = sample(fresh_metrics, "distillserve_distiller_long_examples_total", outcome=outcome)
+    assert long_total == r["train_new"]
