@@ -36,7 +36,7 @@ from distillserve.distiller.examples import TrainingExample, build_examples
 from distillserve.distiller.gate import GateDecision, decide
 from distillserve.distiller.replay import ExampleStore, base_replay_examples, mix_replay, regression_examples
 from distillserve.distiller.sources import RecordSource, SourcedRecord, offset_ranges
-from distillserve.distiller.trainer import TrainOutcome, train_adapter
+from distillserve.distiller.trainer import AdapterTraining, TrainOutcome, train_adapter
 from distillserve.monitoring import metrics
 
 log = logging.getLogger(__name__)
@@ -97,8 +97,10 @@ class Distiller:
         registry: AdapterRegistry,
         promoter: Promoter,
         state_dir: Path,
+        train: AdapterTraining = train_adapter,
     ) -> None:
         self.cfg = cfg
+        self.train = train  # several ranks: distributed.DistributedTraining
         self.base_model = base_model
         self.base_dir = base_dir
         self.registry = registry
@@ -230,7 +232,7 @@ class Distiller:
             live or "the base model",
         )
         t0 = time.perf_counter()
-        trained = train_adapter(
+        trained = self.train(
             self.base_dir,
             data.mixed,
             self.cfg,
