@@ -155,6 +155,7 @@ def training_arguments(
         dataloader_num_workers=0,
         dataloader_pin_memory=device != "cpu",
         remove_unused_columns=False,
+        ddp_find_unused_parameters=False,  # several ranks: every LoRA weight takes part in each step
         disable_tqdm=False,
     )
 
