@@ -10,10 +10,12 @@ every object against the Kubernetes JSON schemas (PyPI ``kubernetes-validate``),
 the rendered ``distillserve.yaml`` with the project's own ``load_settings``.
 
 What it renders: the gateway (stateless Deployment + HPA + PDB + Service), the vLLM
-student (Deployment with GPUs, runtime LoRA updating on), the distiller (a one-replica
-StatefulSet: the registry's single writer, since a StatefulSet never runs two pods of one
-identity), the config (ConfigMap) and secrets (API keys, admin key, teacher key, Kafka
-SASL, S3), the adapter registry (a ReadWriteMany volume or an S3 URL), ServiceMonitors
+student (Deployment with GPUs, runtime LoRA updating on, a Service and a headless Service that
+resolves to every replica), the distiller (a one-replica StatefulSet: the registry's single
+writer, since a StatefulSet never runs two pods of one identity; ``distiller.ranks`` DDP
+processes inside it under torchrun), the config (ConfigMap) and secrets (API keys, admin key,
+teacher key, Kafka SASL, S3), the adapter registry (an S3 URL plus the adapter cache volume, or a
+ReadWriteMany volume), ServiceMonitors
 (job names as ``deploy/prometheus/prometheus.yml``), a PrometheusRule with the shipped
 alert rules and the Grafana dashboards as a sidecar-discovered ConfigMap.
 """
