@@ -17,6 +17,8 @@ import pickle
 import sys
 from pathlib import Path
 
+import torch
+
 from distillserve.config import DistillerConfig
 from distillserve.distiller.distributed import DistributedTraining, JobChannel, follow, start_ranks
 
@@ -24,6 +26,8 @@ from distillserve.distiller.distributed import DistributedTraining, JobChannel, 
 def main(base_dir: str, examples_path: str, config_path: str, out_dir: str) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = DistillerConfig.model_validate_json(Path(config_path).read_text())
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
     ranks, group = start_ranks(cfg.device)
     channel = JobChannel(group)
     if not ranks.is_main:
