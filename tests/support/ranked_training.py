@@ -2,7 +2,7 @@
 rank 0 sends the examples and trains, the other ranks follow. Run as
 
     python -m torch.distributed.run --standalone --nproc-per-node N tests/support/ranked_training.py \
-        BASE_DIR EXAMPLES.pkl CONFIG.json OUT_DIR
+        BASE_DIR EXAMPLES.pkl CONFIG.json OUT_DIR [PARENT_ADAPTER_DIR]
 
 EXAMPLES.pkl is a pickled list of ``TrainingExample``; CONFIG.json a ``DistillerConfig``. Rank 0
 saves the adapter in OUT_DIR and its ``TrainOutcome`` (without the history) as OUT_DIR/outcome.json.
@@ -23,7 +23,9 @@ from distillserve.config import DistillerConfig
 from distillserve.distiller.distributed import DistributedTraining, JobChannel, follow, start_ranks
 
 
-def main(base_dir: str, examples_path: str, config_path: str, out_dir: str) -> None:
+def main(
+    base_dir: str, examples_path: str, config_path: str, out_dir: str, parent: str | None = None
+) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = DistillerConfig.model_validate_json(Path(config_path).read_text())
     if cfg.torch_threads:
@@ -34,11 +36,11 @@ def main(base_dir: str, examples_path: str, config_path: str, out_dir: str) -> N
         follow(channel, Path(base_dir), cfg)
         return
     examples = pickle.loads(Path(examples_path).read_bytes())
-    outcome = DistributedTraining(channel)(base_dir, examples, cfg, out_dir)
+    outcome = DistributedTraining(channel)(base_dir, examples, cfg, out_dir, parent_adapter=parent)
     channel.send(None)
     summary = {k: v for k, v in dataclasses.asdict(outcome).items() if k != "history"}
     (Path(out_dir) / "outcome.json").write_text(json.dumps(summary))
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:5])
+    main(*sys.argv[1:6])
