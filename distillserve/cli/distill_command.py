@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -53,7 +52,7 @@ def distill(
     ranks train with it (data parallel); or launch it as ``torchrun --nproc-per-node N -m
     distillserve distill ...``.
     """
-    from distillserve.distiller.launch import relaunch_with_ranks
+    from distillserve.distiller.launch import relaunch_with_ranks, under_launcher
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(config)
@@ -63,7 +62,7 @@ def distill(
 
         torch.set_num_threads(settings.distiller.torch_threads)
     train = None
-    if "WORLD_SIZE" in os.environ:
+    if under_launcher():
         from distillserve.distiller.distributed import DistributedTraining, JobChannel, follow, start_ranks
         from distillserve.distiller.launch import die_with_launcher
         from distillserve.distiller.worker import resolve_base_model

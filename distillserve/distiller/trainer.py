@@ -83,6 +83,7 @@ class DistillationTrainer(Trainer):
                 {
                     "loss": float(loss.detach()),
                     "ce": float(parts.ce.detach()) * share,
+                    # KL is a mean over KD positions: across ranks, their plain mean.
                     **({"kl": float(parts.kl.detach())} if parts.kl is not None else {}),
                 }
             )
