@@ -10,10 +10,12 @@ every object against the Kubernetes JSON schemas (PyPI ``kubernetes-validate``),
 the rendered ``distillserve.yaml`` with the project's own ``load_settings``.
 
 What it renders: the gateway (stateless Deployment + HPA + PDB + Service), the vLLM
-student (Deployment with GPUs, runtime LoRA updating on), the distiller (a one-replica
-StatefulSet: the registry's single writer, since a StatefulSet never runs two pods of one
-identity), the config (ConfigMap) and secrets (API keys, admin key, teacher key, Kafka
-SASL, S3), the adapter registry (a ReadWriteMany volume or an S3 URL), ServiceMonitors
+student (Deployment with GPUs, runtime LoRA updating on, a Service and a headless Service that
+resolves to every replica), the distiller (a one-replica StatefulSet: the registry's single
+writer, since a StatefulSet never runs two pods of one identity; ``distiller.ranks`` DDP
+processes inside it under torchrun), the config (ConfigMap) and secrets (API keys, admin key,
+teacher key, Kafka SASL, S3), the adapter registry (an S3 URL plus the adapter cache volume, or a
+ReadWriteMany volume), ServiceMonitors
 (job names as ``deploy/prometheus/prometheus.yml``), a PrometheusRule with the shipped
 alert rules and the Grafana dashboards as a sidecar-discovered ConfigMap.
 """
@@ -111,6 +113,16 @@ class Chart:
         mount = {"name": "registry", "mountPath": r["mountPath"], "readOnly": read_only}
         return [vol], [mount]
 
+    def adapter_cache(self, read_only: bool) -> tuple[list[Manifest], list[Manifest]]:
+        """(volumes, mounts) for the s3 mode's adapter cache: gateways copy adapters there (by
+        content hash) and vLLM loads them from the same path; nothing in volume mode."""
+        r = self.v["registry"]
+        if r["mode"] != "s3":
+            return [], []
+        vol = {"name": "adapter-cache", "persistentVolumeClaim": {"claimName": f"{self.name}-adapter-cache"}}
+        mount = {"name": "adapter-cache", "mountPath": r["adapterCache"]["mountPath"], "readOnly": read_only}
+        return [vol], [mount]
+
     def pod_security(self) -> dict[str, Any]:
         return {"runAsNonRoot": True, "runAsUser": 10001, "fsGroup": 10001}
 
@@ -131,12 +143,15 @@ class Chart:
         registry_url = (
             v["registry"]["mountPath"] if v["registry"]["mode"] == "volume" else v["registry"]["url"]
         )
+        # resolveReplicas: the headless Service, resolved to every replica by each gateway.
+        student_host = self.svc("vllm-replicas") if v["vllm"]["resolveReplicas"] else self.svc("vllm")
         cfg = {
             "server": {"host": "0.0.0.0", "port": v["gateway"]["port"]},
             "student": {
                 "kind": "vllm",
                 "name": "student",
-                "url": f"http://{self.svc('vllm')}:{v['vllm']['port']}/v1",
+                "url": f"http://{student_host}:{v['vllm']['port']}/v1",
+                **({"resolve_replicas": True} if v["vllm"]["resolveReplicas"] else {}),
                 "upstream_model": v["vllm"]["servedModelName"],
                 "model_path": v["vllm"]["modelPath"],
                 "vllm_args": {
@@ -170,6 +185,7 @@ class Chart:
                     "gateway_url": f"http://{self.svc('gateway')}:{v['gateway']['port']}",
                 },
                 "state_dir": "/var/lib/distillserve/distiller",
+                "ranks": v["distiller"]["ranks"],
             },
             "registry": {"url": registry_url},
             "monitoring": {"distiller_metrics_port": v["distiller"]["port"]},
@@ -217,6 +233,8 @@ class Chart:
         name = self.svc("gateway")
         cfg_vol, cfg_mount = self.config_volume()
         reg_vols, reg_mounts = self.registry_volume(read_only=True)
+        cache_vols, cache_mounts = self.adapter_cache(read_only=False)
+        cache_env = [{"name": "DISTILLSERVE_CACHE_DIR", "value": m["mountPath"]} for m in cache_mounts]
         probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10}
         container = {
             "name": "gateway",
@@ -224,11 +242,12 @@ class Chart:
             "imagePullPolicy": self.v["image"]["pullPolicy"],
             "args": ["distillserve", "serve", "--config", "/etc/distillserve/distillserve.yaml"],
             "ports": [{"name": "http", "containerPort": g["port"]}],
-            "env": self.distillserve_env(),
+            "env": [*self.distillserve_env(), *cache_env],
             "volumeMounts": [
                 cfg_mount,
                 {"name": "spool", "mountPath": "/var/lib/distillserve/spool"},
                 *reg_mounts,
+                *cache_mounts,
             ],
             "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
             "livenessProbe": {**probe, "failureThreshold": 6},
@@ -254,6 +273,7 @@ class Chart:
                             cfg_vol,
                             {"name": "spool", "emptyDir": {"sizeLimit": g["spoolSizeLimit"]}},
                             *reg_vols,
+                            *cache_vols,
                         ],
                         "topologySpreadConstraints": [
                             {
@@ -307,6 +327,19 @@ class Chart:
         meta["labels"][JOB_LABEL] = JOBS[component]
         return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": spec}
 
+    def replicas_service(self, component: str, port: int) -> Manifest:
+        """A headless Service whose DNS name resolves to every ready pod of ``component``, one
+        address each, for clients that address replicas one by one. Its own component label keeps
+        it out of the ServiceMonitor, so no pod is scraped twice."""
+        spec = {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": False,  # a replica still loading weights is not listed
+            "selector": self.labels(component),
+            "ports": [{"name": "http", "port": port, "targetPort": port}],
+        }
+        meta = self.meta(self.svc(f"{component}-replicas"), f"{component}-replicas")
+        return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": spec}
+
     def pdb(self, component: str) -> Manifest:
         return {
             "apiVersion": "policy/v1",
@@ -320,6 +353,7 @@ class Chart:
         s = self.v["vllm"]
         gpus = s["tensorParallelSize"] * s["pipelineParallelSize"]
         reg_vols, reg_mounts = self.registry_volume(read_only=True)
+        cache_vols, cache_mounts = self.adapter_cache(read_only=True)
         labels = self.labels("vllm")
         args = [
             "--model", s["modelPath"], "--served-model-name", s["servedModelName"],
@@ -347,6 +381,7 @@ class Chart:
                 {"name": "model", "mountPath": s["modelPath"], "readOnly": True},
                 {"name": "shm", "mountPath": "/dev/shm"},
                 *reg_mounts,
+                *cache_mounts,
             ],
             "readinessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10},
             # Loading weights takes minutes: a startup probe keeps the liveness probe off until then.
@@ -381,6 +416,7 @@ class Chart:
                             },
                             {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}},
                             *reg_vols,
+                            *cache_vols,
                         ],
                         "tolerations": [
                             {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
@@ -389,7 +425,7 @@ class Chart:
                 },
             },
         }
-        return [deployment, self.service("vllm", s["port"])]
+        return [deployment, self.service("vllm", s["port"]), self.replicas_service("vllm", s["port"])]
 
     # -- distiller --------------------------------------------------------------------------------
     def distiller(self) -> list[Manifest]:
@@ -399,8 +435,9 @@ class Chart:
         reg_vols, reg_mounts = self.registry_volume(read_only=False)
         labels = self.labels("distiller")
         resources = copy.deepcopy(d["resources"])
-        if d["gpus"]:
-            resources.setdefault("limits", {})["nvidia.com/gpu"] = d["gpus"]
+        gpus = d["ranks"] * d["gpusPerRank"]  # one GPU per rank for NCCL
+        if gpus:
+            resources.setdefault("limits", {})["nvidia.com/gpu"] = gpus
         claim: dict[str, Any] = {
             "metadata": {"name": "state"},
             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": d["storage"]}}},
@@ -444,6 +481,8 @@ class Chart:
                                         "mountPath": self.v["vllm"]["modelPath"],
                                         "readOnly": True,
                                     },
+                                    # DDP ranks exchange tensors through shared memory.
+                                    {"name": "shm", "mountPath": "/dev/shm"},
                                     *reg_mounts,
                                 ],
                                 "resources": resources,
@@ -459,6 +498,7 @@ class Chart:
                                     "readOnly": True,
                                 },
                             },
+                            {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}},
                             *reg_vols,
                         ],
                         "tolerations": [
@@ -474,8 +514,16 @@ class Chart:
     # -- registry ---------------------------------------------------------------------------------
     def registry(self) -> list[Manifest]:
         r = self.v["registry"]
-        if r["mode"] != "volume":
-            return []
+        if r["mode"] == "s3":
+            c = r["adapterCache"]
+            spec: dict[str, Any] = {
+                "accessModes": ["ReadWriteMany"],
+                "resources": {"requests": {"storage": c["size"]}},
+            }
+            if c["storageClassName"]:
+                spec["storageClassName"] = c["storageClassName"]
+            meta = self.meta(f"{self.name}-adapter-cache", "registry")
+            return [{"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": spec}]
         return [
             {
                 "apiVersion": "v1",

@@ -9,12 +9,15 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from distillserve.cli.app import app
 from distillserve.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from distillserve.distiller.distributed import DistributedTraining
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
 GatewayOpt = Annotated[
@@ -43,45 +46,81 @@ def distill(
     config: ConfigOpt = None,
     once: Annotated[bool, typer.Option(help="Run one trigger's worth, then exit.")] = False,
 ) -> None:
-    """Consume the teacher log, train LoRA adapters, evaluate, register and promote by policy."""
-    from prometheus_client import start_http_server
+    """Consume the teacher log, train LoRA adapters, evaluate, register and promote by policy.
 
-    from distillserve.adapters.promotion import Promoter
-    from distillserve.adapters.registry_factory import base_model_id, build_registry
-    from distillserve.distiller.assembly import build_activator, build_source, state_dir
-    from distillserve.distiller.worker import Distiller, resolve_base_model
+    With ``distiller.ranks`` > 1 it runs itself under torchrun: rank 0 is the worker, the other
+    ranks train with it (data parallel); or launch it as ``torchrun --nproc-per-node N -m
+    distillserve distill ...``.
+    """
+    from distillserve.distiller.launch import relaunch_with_ranks, under_launcher
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(config)
+    relaunch_with_ranks(settings.distiller.ranks)  # returns only in the process that runs
     if settings.distiller.torch_threads:
         import torch
 
         torch.set_num_threads(settings.distiller.torch_threads)
-    port = settings.monitoring.distiller_metrics_port
-    if port:
-        from distillserve.distiller.examples import FILTER_REASONS
-        from distillserve.monitoring import metrics
-        from distillserve.monitoring.series import init_distiller_series
+    train = None
+    if under_launcher():
+        from distillserve.distiller.distributed import DistributedTraining, JobChannel, follow, start_ranks
+        from distillserve.distiller.launch import die_with_launcher
+        from distillserve.distiller.worker import resolve_base_model
 
-        # Zeros for every run and record outcome, so rate()/increase() and the stall alert see series.
-        init_distiller_series(
-            run_outcomes=metrics.DISTILLER_RUN_OUTCOMES,
-            record_outcomes=("kept", *FILTER_REASONS),
-        )
-        start_http_server(port, addr=settings.server.host)
-        logging.info("distiller metrics on http://%s:%d/metrics", settings.server.host, port)
+        die_with_launcher()
+        ranks, group = start_ranks(settings.distiller.device)
+        channel = JobChannel(group)
+        if not ranks.is_main:  # a follower: trains what rank 0 sends, holds no state
+            follow(channel, resolve_base_model(_base_model_id(settings)), settings.distiller)
+            return
+        train = DistributedTraining(channel)
+    _serve_distiller_metrics(settings)
+    _run_worker(settings, once, train)
+
+
+def _base_model_id(settings: Settings) -> str:
+    from distillserve.adapters.registry_factory import base_model_id
+
+    return base_model_id(settings)
+
+
+def _serve_distiller_metrics(settings: Settings) -> None:
+    port = settings.monitoring.distiller_metrics_port
+    if not port:
+        return
+    from prometheus_client import start_http_server
+
+    from distillserve.distiller.examples import FILTER_REASONS
+    from distillserve.monitoring import metrics
+    from distillserve.monitoring.series import init_distiller_series
+
+    # Zeros for every run and record outcome, so rate()/increase() and the stall alert see series.
+    init_distiller_series(
+        run_outcomes=metrics.DISTILLER_RUN_OUTCOMES,
+        record_outcomes=("kept", *FILTER_REASONS),
+    )
+    start_http_server(port, addr=settings.server.host)
+    logging.info("distiller metrics on http://%s:%d/metrics", settings.server.host, port)
+
+
+def _run_worker(settings: Settings, once: bool, train: DistributedTraining | None) -> None:
+    """The worker loop (rank 0 of several when ``train`` sends jobs to the other ranks)."""
+    from distillserve.adapters.promotion import Promoter
+    from distillserve.adapters.registry_factory import build_registry
+    from distillserve.distiller.assembly import build_activator, build_source, state_dir
+    from distillserve.distiller.worker import Distiller, resolve_base_model
     from distillserve.monitoring.graders import configured_graders
 
     registry = build_registry(settings)
-    base_dir = resolve_base_model(base_model_id(settings))
     distiller = Distiller(
         settings.distiller,
-        base_model=base_model_id(settings),
-        base_dir=base_dir,
+        base_model=_base_model_id(settings),
+        base_dir=resolve_base_model(_base_model_id(settings)),
         registry=registry,
         promoter=Promoter(registry, build_activator(settings)),
         state_dir=state_dir(settings, registry),
         graders=configured_graders(settings),
+        **({"train": train} if train is not None else {}),
     )
     stop = _stop_on_sigterm()
     source = build_source(settings)
@@ -91,6 +130,10 @@ def distill(
         logging.info("distiller stopping")
     finally:
         source.close()
+    if train is not None and not stop.is_set():
+        # Done by itself (--once): tell the other ranks, so they exit 0. On SIGTERM torchrun
+        # stops them itself, and a message to stopped ranks would only wait.
+        train.channel.send(None)
 
 
 def _stop_on_sigterm() -> threading.Event:

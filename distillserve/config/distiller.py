@@ -163,6 +163,10 @@ class DistillerConfig(StrictModel):
     # are busy serving: no OpenMP spinning against the gateway.
     torch_threads: int = Field(default=0, ge=0)
     seed: int = 0
+    # Training processes (data-parallel DDP: gloo on CPU, NCCL on GPUs, one GPU per rank). Above 1,
+    # ``distillserve distill`` runs itself under torchrun; rank 0 alone consumes, registers and
+    # commits. ``optim.batch_size`` stays the global batch (a multiple of ``ranks``).
+    ranks: int = Field(default=1, ge=1)
     trigger: TriggerConfig = Field(default_factory=TriggerConfig)
     lora: LoraAdapterConfig = Field(default_factory=LoraAdapterConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
@@ -171,6 +175,14 @@ class DistillerConfig(StrictModel):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+
+    @model_validator(mode="after")
+    def _batch_splits_over_ranks(self) -> DistillerConfig:
+        if self.optim.batch_size % self.ranks:
+            raise ValueError(
+                f"optim.batch_size={self.optim.batch_size} must be a multiple of ranks={self.ranks}"
+            )
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -14,23 +14,30 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from transformers import Trainer, TrainingArguments, set_seed
 
 from distillserve.config import DistillerConfig, KDConfig, LoraAdapterConfig, OptimConfig
-from distillserve.distiller.encoding import ChatEncoder, DistillationCollator, EncodedExample
+from distillserve.distiller.encoding import IGNORE, ChatEncoder, DistillationCollator, EncodedExample
 from distillserve.distiller.examples import TrainingExample
 from distillserve.distiller.loss import distillation_loss, scheduled_temperature
+from distillserve.distiller.ranks import (
+    current_ranks,
+    mean_over_ranks,
+    per_rank_batch,
+    rank_device,
+    token_share,
+)
 
 log = logging.getLogger(__name__)
 
 
 def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return rank_device(device, current_ranks())
 
 
 class DistillationTrainer(Trainer):
@@ -66,15 +73,21 @@ class DistillationTrainer(Trainer):
             alpha=self.kd.alpha,
             temperature=self.temperature(),
         )
+        loss = parts.loss
         if model.training:
+            # Several ranks: weigh this rank's token mean by its share of the step's tokens, so the
+            # averaged gradient and logged loss are the global token mean (1.0 in one process).
+            share = token_share(int((inputs["labels"][:, 1:] != IGNORE).sum()))
+            loss = loss * share if share != 1.0 else loss
             self.loss_history.append(
                 {
-                    "loss": float(parts.loss.detach()),
-                    "ce": float(parts.ce.detach()),
+                    "loss": float(loss.detach()),
+                    "ce": float(parts.ce.detach()) * share,
+                    # KL is a mean over KD positions: across ranks, their plain mean.
                     **({"kl": float(parts.kl.detach())} if parts.kl is not None else {}),
                 }
             )
-        return (parts.loss, outputs) if return_outputs else parts.loss
+        return (loss, outputs) if return_outputs else loss
 
 
 @dataclass
@@ -93,6 +106,21 @@ class TrainOutcome:
     @property
     def tokens_per_second(self) -> float:
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+class AdapterTraining(Protocol):
+    """What the worker calls to train a candidate: ``train_adapter`` or its several-rank form."""
+
+    def __call__(
+        self,
+        base_dir: str | Path,
+        examples: Sequence[TrainingExample],
+        cfg: DistillerConfig,
+        out_dir: str | Path,
+        *,
+        parent_adapter: str | Path | None = None,
+        work_dir: str | Path | None = None,
+    ) -> TrainOutcome: ...
 
 
 def lora_config(cfg: LoraAdapterConfig) -> Any:
@@ -114,7 +142,7 @@ def training_arguments(
     total = cfg.max_steps or steps_per_epoch * cfg.epochs
     return TrainingArguments(
         output_dir=str(work_dir),
-        per_device_train_batch_size=cfg.batch_size,
+        per_device_train_batch_size=per_rank_batch(cfg.batch_size, current_ranks().world_size),
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps or -1,
         learning_rate=cfg.learning_rate,
@@ -131,6 +159,7 @@ def training_arguments(
         dataloader_num_workers=0,
         dataloader_pin_memory=device != "cpu",
         remove_unused_columns=False,
+        ddp_find_unused_parameters=False,  # several ranks: every LoRA weight takes part in each step
         disable_tqdm=False,
     )
 
@@ -243,10 +272,11 @@ def train_adapter(
     start = time.perf_counter()
     result = trainer.train()
     seconds = time.perf_counter() - start
-    hist = trainer.loss_history
+    hist = mean_over_ranks(trainer.loss_history)  # the same on every rank, so all agree below
     if not hist or not all(math.isfinite(h["loss"]) for h in hist):
         raise FloatingPointError("training diverged (non-finite loss); no adapter saved")
-    model.save_pretrained(str(out_dir))
+    if current_ranks().is_main:  # every rank holds the same weights after DDP's averaged steps
+        model.save_pretrained(str(out_dir))
     epochs = _epochs_run(result.global_step, len(encoded), cfg.optim.batch_size)
     return TrainOutcome(
         steps=result.global_step,

@@ -40,7 +40,7 @@ from distillserve.distiller.gate import GateDecision, decide
 from distillserve.distiller.reference_sets import Reservation, base_replay_pool, regression_source
 from distillserve.distiller.replay import ExampleStore, mix_replay
 from distillserve.distiller.sources import RecordSource, SourcedRecord, offset_ranges
-from distillserve.distiller.trainer import NothingToTrain, TrainOutcome, train_adapter
+from distillserve.distiller.trainer import AdapterTraining, NothingToTrain, TrainOutcome, train_adapter
 from distillserve.grading import GraderSelection
 from distillserve.models.prepared import resolve_model
 from distillserve.monitoring import metrics
@@ -106,10 +106,12 @@ class Distiller:
         promoter: Promoter,
         state_dir: Path,
         graders: GraderSelection | None = None,
+        train: AdapterTraining = train_adapter,
     ) -> None:
         self.cfg = cfg
         # Judges eval answers against references (the gate's scores); None = exact answer text.
         self.graders = graders
+        self.train = train  # several ranks: distributed.DistributedTraining
         self.base_model = base_model
         self.base_dir = base_dir
         self.registry = registry
@@ -287,7 +289,7 @@ class Distiller:
             live or "the base model",
         )
         t0 = time.perf_counter()
-        trained = train_adapter(
+        trained = self.train(
             self.base_dir,
             data.mixed,
             self.cfg,

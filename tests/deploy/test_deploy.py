@@ -174,11 +174,15 @@ def chart():
 
 @pytest.fixture(scope="module", params=["volume-registry", "s3-registry"])
 def rendered(request: pytest.FixtureRequest, chart, tmp_path_factory: pytest.TempPathFactory):
-    overrides = []
-    if request.param == "s3-registry":
-        f = tmp_path_factory.mktemp("values") / "s3.yaml"
-        f.write_text(yaml.safe_dump({"registry": {"mode": "s3", "s3Endpoint": "http://minio.storage:9000"}}))
-        overrides.append(f)
+    # s3 is the default registry; the volume mode is the override.
+    registry = (
+        {"mode": "s3", "s3Endpoint": "http://minio.storage:9000"}
+        if request.param == "s3-registry"
+        else {"mode": "volume"}
+    )
+    f = tmp_path_factory.mktemp("values") / "registry.yaml"
+    f.write_text(yaml.safe_dump({"registry": registry}))
+    overrides = [f]
     out = tmp_path_factory.mktemp(request.param)
     args = [a for f in overrides for a in ("-f", str(f))]
     assert chart.main([*args, "-o", str(out)]) == 0
@@ -250,12 +254,7 @@ def test_rendered_config_is_what_the_code_reads(
     assert settings.teacher_log.security_protocol == "SASL_SSL"
     if mode == "s3-registry":
         assert settings.registry.url.startswith("s3://")
-        assert not by_kind(docs, "PersistentVolumeClaim")
-        env = {
-            e["name"]
-            for e in one(docs, "StatefulSet", "distiller")["spec"]["template"]["spec"]["containers"][0]["env"]
-        }
-        assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"} <= env
+        _s3_registry_wiring(docs)
     else:
         assert settings.registry.url == "/registry"
         [pvc] = by_kind(docs, "PersistentVolumeClaim")
@@ -272,6 +271,75 @@ def test_rendered_config_is_what_the_code_reads(
                 v.get("persistentVolumeClaim", {}).get("claimName") == pvc["metadata"]["name"]
                 for v in pod["volumes"]
             )
+
+
+def _container(docs: list[dict], kind: str, component: str) -> dict:
+    return one(docs, kind, component)["spec"]["template"]["spec"]["containers"][0]
+
+
+def _s3_registry_wiring(docs: list[dict]) -> None:
+    """S3 keys from the Secret in the pods that read the registry; the one volume is the adapter
+    cache, written by gateways and read by vLLM at the same path (an adapter path means the same
+    thing in both pods), and the gateway's cache directory is that path."""
+    for kind, component in (("Deployment", "gateway"), ("StatefulSet", "distiller")):
+        env = {e["name"]: e for e in _container(docs, kind, component)["env"]}
+        assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"} <= env.keys(), component
+        assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "s3-secret-access-key"
+    [pvc] = by_kind(docs, "PersistentVolumeClaim")
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"] and "adapter-cache" in pvc["metadata"]["name"]
+    mounts = {}
+    for component in ("gateway", "vllm"):
+        pod = one(docs, "Deployment", component)["spec"]["template"]["spec"]
+        [vol] = [
+            v
+            for v in pod["volumes"]
+            if v.get("persistentVolumeClaim", {}).get("claimName") == pvc["metadata"]["name"]
+        ]
+        [mount] = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == vol["name"]]
+        mounts[component] = mount
+    assert mounts["gateway"]["mountPath"] == mounts["vllm"]["mountPath"]
+    assert not mounts["gateway"]["readOnly"] and mounts["vllm"]["readOnly"]
+    gateway_env = {e["name"]: e.get("value") for e in _container(docs, "Deployment", "gateway")["env"]}
+    assert gateway_env["DISTILLSERVE_CACHE_DIR"] == mounts["gateway"]["mountPath"]
+
+
+def test_vllm_replicas_resolve_through_a_headless_service(rendered, chart) -> None:
+    """Every ready vLLM pod is one DNS answer of the headless Service, so each gateway can load,
+    probe and switch an adapter on all replicas; the ServiceMonitor still sees each pod once."""
+    _, _, docs = rendered
+    headless = one(docs, "Service", "vllm-replicas")
+    assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["publishNotReadyAddresses"] is False
+    vllm = one(docs, "Deployment", "vllm")
+    assert headless["spec"]["selector"] == vllm["spec"]["selector"]["matchLabels"]
+    port = int(flags(vllm["spec"]["template"]["spec"]["containers"][0]["args"])["--port"])
+    assert [p["port"] for p in headless["spec"]["ports"]] == [port]
+    for sm in by_kind(docs, "ServiceMonitor"):
+        assert not sm["spec"]["selector"]["matchLabels"].items() <= headless["metadata"]["labels"].items()
+    on = chart.Chart(chart.deep_merge(chart.load_values([]), {"vllm": {"resolveReplicas": True}}))
+    student = on.distillserve_config()["student"]
+    assert student["resolve_replicas"] is True
+    assert student["url"] == f"http://{headless['metadata']['name']}:{port}/v1"
+
+
+def test_distiller_ranks_reach_the_config_and_the_gpu_request(chart, tmp_path: Path) -> None:
+    values = chart.deep_merge(chart.load_values([]), {"distiller": {"ranks": 4, "gpusPerRank": 1}})
+    docs = chart.Chart(values).render()
+    [sts] = [d for d in docs if d["kind"] == "StatefulSet"]
+    kubernetes_validate.validate(sts, K8S_VERSION, strict=True)
+    assert sts["spec"]["replicas"] == 1  # one pod, four ranks in it (torchrun --nproc-per-node=4)
+    container = sts["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 4
+    assert "/dev/shm" in {m["mountPath"] for m in container["volumeMounts"]}
+    cm = next(d for d in docs if d["kind"] == "ConfigMap" and "distillserve.yaml" in d.get("data", {}))
+    path = tmp_path / "distillserve.yaml"
+    path.write_text(cm["data"]["distillserve.yaml"])
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in SECRETS_ENV.items():
+            mp.setenv(k, v)
+        assert load_settings(path).distiller.ranks == 4
+    cpu = chart.Chart(chart.deep_merge(values, {"distiller": {"gpusPerRank": 0}})).render()
+    [sts] = [d for d in cpu if d["kind"] == "StatefulSet"]
+    assert "nvidia.com/gpu" not in sts["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
 
 
 def test_workloads_services_and_references_fit_together(rendered) -> None:
