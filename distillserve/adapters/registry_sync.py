@@ -57,6 +57,7 @@ class RegistrySync:
         self.refused_retry_s = max(30.0, 10 * poll_interval_s)
         self._state = RegistryState()
         self._retired: set[str] = set()  # versions this gateway has unloaded already
+        self._seeded = False  # whether the versions due before this gateway started are set aside
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -102,6 +103,12 @@ class RegistrySync:
             self._refused = (fingerprint, time.monotonic())
             return False
         self._applied, self._state, self._refused = fingerprint, state, None
+        if not self._seeded:
+            # Due already when this gateway started: its predecessor or the other gateways unloaded
+            # them. Unloading here could hit one that another gateway is loading again for a
+            # rollback (phase one runs before the registry names it live).
+            self._seeded = True
+            self._retired.update(self._due(state, time.time()))
         metrics.REGISTRY_SYNCS.labels(outcome="applied").inc()
         metrics.REGISTRY_IN_SYNC.set(1)
         if state.log:
@@ -127,14 +134,17 @@ class RegistrySync:
         elif self.swapper.target.canary is not None:
             await self.swapper.set_canary(None, None, 0.0)
 
-    async def _unload_retired(self) -> None:
-        """Unload versions the registry retired more than ``unload_after_s`` ago (once each)."""
-        now, state, reg = time.time(), self._state, self.registry
-        due = [
+    def _due(self, state: RegistryState, now: float) -> list[str]:
+        return [
             v
             for v in {t.version for t in state.log} - self._retired
             if (since := state.retired_since(v)) is not None and now - since >= self.unload_after_s
         ]
+
+    async def _unload_retired(self) -> None:
+        """Unload versions the registry retired more than ``unload_after_s`` ago (once each)."""
+        now, state, reg = time.time(), self._state, self.registry
+        due = self._due(state, now)
         if not due:
             return
         held = set(await self.swapper.host.list_adapters())
