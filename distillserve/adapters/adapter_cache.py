@@ -1,5 +1,8 @@
 """Local copies of registry versions, by content hash, for engines that load from a path.
 
+A registry on the local disk is used in place (its version folders never change once
+published); its files are still checked against the card before an engine sees them.
+
 vLLM and peft load a PEFT folder from the file system; a registry on S3 (or any fsspec store)
 is not one. ``materialise`` copies a version's files into ``<cache>/<hash>/``, where the hash
 covers the card's file digests: the same content always lands in the same folder (gateways on
@@ -53,6 +56,10 @@ class AdapterCache:
         missing = [f for f in ADAPTER_FILES if f not in card.files]
         if missing:
             raise AdapterRejected(f"{version}'s card lists no checksum for {', '.join(missing)}")
+        if registry.local:  # already a folder on this host, immutable once published: check it
+            folder = Path(registry.version_path(version))
+            self._check(version, card, folder)
+            return folder
         final = self.root / content_key(card)
         if final.is_dir():
             return final
@@ -71,13 +78,19 @@ class AdapterCache:
         return final
 
     @staticmethod
-    def _fetch(registry: AdapterRegistry, version: str, card: AdapterCard, into: Path) -> None:
+    def _check(version: str, card: AdapterCard, folder: Path) -> None:
+        for name in ADAPTER_FILES:
+            if not (folder / name).is_file():
+                raise AdapterRejected(f"{version} lacks {name} in the registry")
+            if sha256_file(folder / name) != card.files[name]:
+                raise AdapterRejected(f"{version}/{name} does not match its checksum on the card (corrupt)")
+
+    def _fetch(self, registry: AdapterRegistry, version: str, card: AdapterCard, into: Path) -> None:
         src = registry.version_path(version)
         for name in ADAPTER_FILES:
             try:
                 registry.fs.get_file(posixpath.join(src, name), str(into / name))
             except FileNotFoundError:
                 raise AdapterRejected(f"{version} lacks {name} in the registry") from None
-            if sha256_file(into / name) != card.files[name]:
-                raise AdapterRejected(f"{version}/{name} does not match its checksum on the card (corrupt)")
+        self._check(version, card, into)
         (into / CARD).write_bytes(orjson.dumps(card.model_dump(mode="json"), option=orjson.OPT_INDENT_2))

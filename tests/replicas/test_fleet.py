@@ -38,6 +38,9 @@ from tests.support.s3 import S3Server, start_s3
 from tests.support.servers import Server, start_gateway
 from tests.support.tiny_student import build_tiny_student
 
+# Six processes start on two shared cores: the module's set-up alone can take minutes.
+pytestmark = pytest.mark.timeout(1800)
+
 ADMIN = "fleet-admin-key"
 BOUND_S = 5.0  # the convergence bound
 POLL_S = 1.0
