@@ -59,6 +59,7 @@ class RegistrySync:
         self._retired: set[str] = set()  # versions this gateway has unloaded already
         self._seeded = False  # whether the versions due before this gateway started are set aside
         self._wake = asyncio.Event()
+        self._polling = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -84,6 +85,10 @@ class RegistrySync:
     async def sync_once(self) -> bool:
         """One poll; applies the state if it changed. True when this gateway now serves what the
         registry says. Raises ``APIError`` / ``OSError`` when the engine or the store is down."""
+        async with self._polling:  # the loop and an admin call's ``apply_now`` take turns
+            return await self._poll()
+
+    async def _poll(self) -> bool:
         reg = self.registry
         fingerprint = await asyncio.to_thread(reg.state_fingerprint)
         if fingerprint is None or fingerprint == self._applied:
@@ -103,15 +108,15 @@ class RegistrySync:
             self._refused = (fingerprint, time.monotonic())
             return False
         self._applied, self._state, self._refused = fingerprint, state, None
+        metrics.REGISTRY_SYNCS.labels(outcome="applied").inc()
+        metrics.REGISTRY_IN_SYNC.set(1)
         if not self._seeded:
             # Due already when this gateway started: its predecessor or the other gateways unloaded
             # them. Unloading here could hit one that another gateway is loading again for a
             # rollback (phase one runs before the registry names it live).
             self._seeded = True
             self._retired.update(self._due(state, time.time()))
-        metrics.REGISTRY_SYNCS.labels(outcome="applied").inc()
-        metrics.REGISTRY_IN_SYNC.set(1)
-        if state.log:
+        elif state.log:  # a change seen while running (at start it is no convergence time)
             metrics.REGISTRY_CONVERGENCE.observe(max(0.0, time.time() - state.log[-1].at))
         return True
 
