@@ -20,6 +20,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -56,7 +57,6 @@ class HotSwapper:
         base_model: str = "student",
         drain_timeout_s: float = 120.0,
         validator: AdapterValidator | None = None,
-        unload_replaced: bool = True,
     ) -> None:
         host = backend.adapter_host()
         if host is None:
@@ -67,9 +67,10 @@ class HotSwapper:
         self.base_model = base_model
         self.drain_timeout_s = drain_timeout_s
         self.validator = validator
-        #: Unload a replaced version once drained here. Off when the engines are shared by several
-        #: gateways: the registry sync unloads it once no gateway can still route to it (``retire``).
-        self.unload_replaced = unload_replaced
+        #: Names whose unloading is decided elsewhere: registry versions, on engines shared by
+        #: several gateways, are unloaded by the registry sync once no gateway can still route to
+        #: them (``retire``). Any other replaced adapter is unloaded here once drained.
+        self.leave_loaded: Callable[[str], bool] = lambda name: False
         self.paths: dict[str, str] = {}  # adapter name -> path, to reload after an engine restart
         self._lock = asyncio.Lock()
         self._unloads: set[asyncio.Task[None]] = set()
@@ -125,7 +126,7 @@ class HotSwapper:
             metrics.LIVE_ADAPTER.labels(base=self.base_model, version=old or metrics.BASE_VERSION).set(0)
             metrics.LIVE_ADAPTER.labels(base=self.base_model, version=name).set(1)
             log.info("student route now serves %s (was %s) after %.3fs", name, old, elapsed)
-            if old is not None and old != self.target.canary and self.unload_replaced:
+            if old is not None and old != self.target.canary and not self.leave_loaded(old):
                 self._unload_when_drained(old)
             return SwapResult(name, old, elapsed)
 
@@ -169,7 +170,7 @@ class HotSwapper:
                     raise
             self.target.set_canary(name, share)
             log.info("canary now %s at %.0f%% (was %s)", name, share * 100, old)
-            if old is not None and old not in (name, self.target.live) and self.unload_replaced:
+            if old is not None and old not in (name, self.target.live) and not self.leave_loaded(old):
                 self._unload_when_drained(old)
 
     async def restore(self) -> list[str]:

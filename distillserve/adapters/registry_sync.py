@@ -61,6 +61,13 @@ class RegistrySync:
         self._wake = asyncio.Event()
         self._polling = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        swapper.leave_loaded = self.manages  # registry versions: unloaded here, after the grace
+
+    def manages(self, adapter: str) -> bool:
+        """Whether ``adapter`` is a version the registry has made live or canary (so this sync,
+        not the swap, decides when to unload it)."""
+        reg = self.registry
+        return any(reg.adapter_name(t.version) == adapter for t in self._state.log)
 
     @property
     def registry(self) -> AdapterRegistry:

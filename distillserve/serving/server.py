@@ -80,7 +80,6 @@ def build_student_control(gw: Gateway) -> StudentAdapterControl | None:
         gw.target,
         base_model=cfg.name,
         validator=build_validator(cfg, host),
-        unload_replaced=not reg.watch,  # shared engines: the registry sync decides when to unload
     )
     watch = StudentWatch(swapper, interval_s=cfg.watch_interval_s, initial=_initial_adapter(cfg))
     host.on_adapter_missing(watch.poke)  # an engine that lost the live adapter pokes the watch

@@ -65,7 +65,7 @@ def _registry(tmp_path: Path, base: Path, adapters: list[Path]) -> AdapterRegist
 def _sync(
     reg: AdapterRegistry, engine: EmbeddedBackend, tmp_path: Path, **kw: float
 ) -> tuple[RegistrySync, Baselines]:
-    swapper = HotSwapper(engine, StudentTarget(), unload_replaced=False)
+    swapper = HotSwapper(engine, StudentTarget())
     baselines = Baselines()
     return RegistrySync(lambda: reg, swapper, baselines, AdapterCache(tmp_path / "cache"), **kw), baselines
 
