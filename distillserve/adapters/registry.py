@@ -3,7 +3,8 @@
 Layout under the registry URL (a local directory or any fsspec URL), one folder per base model::
 
     <base>/versions/v7/adapter_model.safetensors, adapter_config.json, card.json
-    <base>/state.json        live version, canary and its share, the log of every transition
+    <base>/state.json        live version, canary and its share, drift baselines, the log of every
+                             transition: what every gateway polls and converges on (``registry_sync``)
     <base>/staging/...       versions being written (never listed)
 
 A version is visible only once complete: locally it is written in ``staging`` and renamed into
