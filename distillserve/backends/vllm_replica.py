@@ -63,7 +63,7 @@ class VLLMReplica(OpenAIHTTPBackend):
             return False  # another gateway won the race to load it
         if status != 200:
             raise AdapterError(
-                f"vLLM at {self.base_url} refused adapter {name!r} from {path} (HTTP {status}): "
+                f"vLLM refused adapter {name!r} from {path} on {self.base_url} (HTTP {status}): "
                 f"{self._reason(text)}"
             )
         log.info("vLLM at %s loaded adapter %s from %s", self.base_url, name, path)
@@ -84,7 +84,7 @@ class VLLMReplica(OpenAIHTTPBackend):
             log.info("vLLM at %s did not hold adapter %s; nothing to unload", self.base_url, name)
         elif status != 200:
             raise AdapterError(
-                f"vLLM at {self.base_url} could not unload adapter {name!r} (HTTP {status}): "
+                f"vLLM could not unload adapter {name!r} on {self.base_url} (HTTP {status}): "
                 f"{self._reason(text)}"
             )
 
