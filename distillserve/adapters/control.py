@@ -4,7 +4,8 @@ hands it to the routers, so they never reach into ``app.state``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from distillserve.adapters.hotswap import HotSwapper
@@ -32,6 +33,14 @@ class StudentControl:
     reserved_names: frozenset[str]
     #: "name (kind)" of the student backend, for the error when it serves no adapters.
     student: str
+    #: Set when the gateway follows the registry: promotions only load and probe here, write the
+    #: registry, then await this so the gateway applies its new state before answering (every
+    #: other gateway applies it at its next poll).
+    registry_written: Callable[[], Awaitable[object]] | None = field(default=None)
+
+    @property
+    def follows_registry(self) -> bool:
+        return self.registry_written is not None
 
     def require_swapper(self) -> HotSwapper:
         if self.swapper is None:

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -66,6 +67,10 @@ class HotSwapper:
         self.base_model = base_model
         self.drain_timeout_s = drain_timeout_s
         self.validator = validator
+        #: Names whose unloading is decided elsewhere: registry versions, on engines shared by
+        #: several gateways, are unloaded by the registry sync once no gateway can still route to
+        #: them (``retire``). Any other replaced adapter is unloaded here once drained.
+        self.leave_loaded: Callable[[str], bool] = lambda name: False
         self.paths: dict[str, str] = {}  # adapter name -> path, to reload after an engine restart
         self._lock = asyncio.Lock()
         self._unloads: set[asyncio.Task[None]] = set()
@@ -121,16 +126,32 @@ class HotSwapper:
             metrics.LIVE_ADAPTER.labels(base=self.base_model, version=old or metrics.BASE_VERSION).set(0)
             metrics.LIVE_ADAPTER.labels(base=self.base_model, version=name).set(1)
             log.info("student route now serves %s (was %s) after %.3fs", name, old, elapsed)
-            if old is not None and old != self.target.canary:
+            if old is not None and old != self.target.canary and not self.leave_loaded(old):
                 self._unload_when_drained(old)
             return SwapResult(name, old, elapsed)
+
+    async def prepare(self, name: str, path: str) -> None:
+        """Phase one of a fleet-wide swap: load ``name`` on every replica and probe it there,
+        without switching this gateway's route (the registry write that follows does that)."""
+        path = os.path.abspath(path)
+        async with self._lock:
+            try:
+                await self._load_checked(name, path, adopt=True)
+            except APIError as exc:
+                metrics.ADAPTER_SWAPS.labels(outcome="refused").inc()
+                log.warning("%s refused before the switch: %s", name, exc.message)
+                raise
 
     def _refused(self, name: str, why: str) -> None:
         metrics.ADAPTER_SWAPS.labels(outcome="refused").inc()
         raise AdapterError(f"adapter {name!r} refused: {why}", param="name")
 
-    async def set_canary(self, name: str | None, path: str | None, share: float) -> None:
-        """Send ``share`` of student traffic to ``name``; ``name=None`` ends the canary."""
+    async def set_canary(
+        self, name: str | None, path: str | None, share: float, *, adopt: bool = False
+    ) -> None:
+        """Send ``share`` of student traffic to ``name``; ``name=None`` ends the canary.
+
+        ``adopt``: accept that the engine already holds ``name`` (another gateway loaded it)."""
         if not 0.0 <= share <= 1.0:
             raise InvalidRequest(f"canary share must be in [0, 1], got {share}", param="share")
         async with self._lock:
@@ -142,14 +163,14 @@ class HotSwapper:
                     self._refused(name, "it is the live version")
                 path = os.path.abspath(path)
                 try:
-                    await self._load_checked(name, path)
+                    await self._load_checked(name, path, adopt=adopt)
                 except APIError as exc:
                     metrics.ADAPTER_SWAPS.labels(outcome="refused").inc()
                     log.warning("canary %s refused: %s", name, exc.message)
                     raise
             self.target.set_canary(name, share)
             log.info("canary now %s at %.0f%% (was %s)", name, share * 100, old)
-            if old is not None and old not in (name, self.target.live):
+            if old is not None and old not in (name, self.target.live) and not self.leave_loaded(old):
                 self._unload_when_drained(old)
 
     async def restore(self) -> list[str]:
@@ -188,6 +209,14 @@ class HotSwapper:
             "in_flight": {n: t.busy(n) for n in sorted(names)},
             "pending_unloads": len(self._unloads),
         }
+
+    def retire(self, name: str) -> bool:
+        """Unload ``name`` once no request here runs on it, unless this gateway serves it;
+        returns whether an unload was scheduled."""
+        if name in (self.target.live, self.target.canary):
+            return False
+        self._unload_when_drained(name)
+        return True
 
     def _unload_when_drained(self, name: str) -> None:
         task = asyncio.get_running_loop().create_task(self._drain_then_unload(name))

@@ -14,6 +14,7 @@ from typing import Protocol
 
 import httpx
 
+from distillserve.adapters.adapter_cache import AdapterCache
 from distillserve.adapters.control import DriftBaselines, NoDriftBaselines
 from distillserve.adapters.eval_scores import NEW_SKILL_SET, score_of
 from distillserve.adapters.hotswap import HotSwapper
@@ -68,6 +69,24 @@ class HotSwapActivator:
             self.baselines.set_drift_baseline(name, baseline)
 
 
+class PreparingActivator:
+    """Phase one of a fleet-wide promotion, in the gateway that got the call: load and probe the
+    version on every student replica without switching. The registry write that follows is
+    phase two: every gateway (this one included) switches when it reads the new state."""
+
+    def __init__(self, swapper: HotSwapper) -> None:
+        self.swapper = swapper
+
+    async def activate(self, name: str, path: str, baseline: float | None = None) -> None:
+        await self.swapper.prepare(name, path)
+
+    async def set_canary(
+        self, name: str | None, path: str | None, share: float, baseline: float | None = None
+    ) -> None:
+        if name is not None and path is not None:
+            await self.swapper.prepare(name, path)
+
+
 class GatewayAdminActivator:
     """Over HTTP: the gateway's student admin API (``/admin/student/...``), admin key required."""
 
@@ -109,18 +128,27 @@ def baseline_agreement(card: AdapterCard) -> float | None:
 
 
 class Promoter:
-    def __init__(self, registry: AdapterRegistry, activator: Activator) -> None:
+    """Writes the registry's state; every gateway converges on it (``registry_sync``). The
+    activator loads and probes the version first (all replicas, through one gateway), so a
+    version the engines refuse never becomes live. Adapters reach engines as local copies
+    (``AdapterCache``), checked against the card's checksums, whatever store the registry is on."""
+
+    def __init__(
+        self, registry: AdapterRegistry, activator: Activator, cache: AdapterCache | None = None
+    ) -> None:
         self.registry = registry
         self.activator = activator
+        self.cache = cache or AdapterCache()
+
+    def _local_copy(self, version: str) -> str:
+        return str(self.cache.materialise(self.registry, version))
 
     async def promote(self, version: str, *, by: str, reason: str = "") -> AdapterCard:
         """Validate, hot-swap, then record ``version`` as live. Raises ``RegistryError`` if refused."""
         try:
             card = self.registry.validate(version)
             await self.activator.activate(
-                self.registry.adapter_name(version),
-                self.registry.local_path(version),
-                baseline_agreement(card),
+                self.registry.adapter_name(version), self._local_copy(version), baseline_agreement(card)
             )
         except RegistryError as exc:
             metrics.ADAPTER_SWAPS.labels(outcome="refused").inc()
@@ -130,7 +158,7 @@ class Promoter:
             metrics.ADAPTER_SWAPS.labels(outcome="refused").inc()
             log.warning("promotion of %s refused by the student: %s", version, exc)
             raise AdapterRejected(f"the student refused {version}: {exc}") from exc
-        old = self.registry.mark_live(version, by=by, reason=reason)
+        old = self.registry.mark_live(version, by=by, reason=reason, baseline=baseline_agreement(card))
         self._publish_live(version, old)
         return card
 
@@ -148,15 +176,14 @@ class Promoter:
             card = self.registry.validate(version)
             if version == self.registry.live():
                 raise RegistryError(f"{version} is already live")
+            baseline = baseline_agreement(card)
             await self.activator.set_canary(
-                self.registry.adapter_name(version),
-                self.registry.local_path(version),
-                share,
-                baseline_agreement(card),
+                self.registry.adapter_name(version), self._local_copy(version), share, baseline
             )
         else:
+            baseline = None
             await self.activator.set_canary(None, None, 0.0)
-        self.registry.mark_canary(version, share, by=by)
+        self.registry.mark_canary(version, share, by=by, baseline=baseline)
 
     def _publish_live(self, version: str, old: str | None) -> None:
         base = self.registry.base_model

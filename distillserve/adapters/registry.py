@@ -3,7 +3,8 @@
 Layout under the registry URL (a local directory or any fsspec URL), one folder per base model::
 
     <base>/versions/v7/adapter_model.safetensors, adapter_config.json, card.json
-    <base>/state.json        live version, canary and its share, the log of every transition
+    <base>/state.json        live version, canary and its share, drift baselines, the log of every
+                             transition: what every gateway polls and converges on (``registry_sync``)
     <base>/staging/...       versions being written (never listed)
     <base>/golden/v1.jsonl   the golden regression slice of the deployment's own traffic, one
     <base>/golden/v1.json    immutable file per version and its manifest (count, SHA-256)
@@ -33,6 +34,7 @@ from typing import Any, Literal
 
 import fsspec
 import orjson
+from fsspec.utils import get_protocol
 from pydantic import BaseModel, Field
 
 from distillserve.adapters.eval_scores import score_of
@@ -119,6 +121,15 @@ class RegistryState(BaseModel):
     canary: str | None = None
     canary_share: float = 0.0
     log: list[Transition] = Field(default_factory=list)
+    # Each promoted version's eval agreement with the teacher: every gateway's drift baseline.
+    baselines: dict[str, float] = Field(default_factory=dict)
+
+    def retired_since(self, version: str) -> float | None:
+        """When ``version`` last stopped being live or canary; None while it serves (or never did)."""
+        if version in (self.live, self.canary):
+            return None
+        ends = [t.at for t in self.log if t.version == version and t.to == "retired"]
+        return max(ends) if ends else None
 
 
 def base_slug(base_model: str) -> str:
@@ -143,11 +154,22 @@ def _version_number(v: str) -> int:
 class AdapterRegistry:
     """All versions of the adapters of one base model."""
 
-    def __init__(self, url: str, base_model: str, *, adapter_prefix: str = "student") -> None:
+    def __init__(
+        self,
+        url: str,
+        base_model: str,
+        *,
+        adapter_prefix: str = "student",
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
         self.url = url
         self.base_model = base_model
         self.adapter_prefix = adapter_prefix
-        self.fs, root = fsspec.core.url_to_fs(url)
+        options = dict(storage_options or {})
+        if get_protocol(url) not in ("file", "local"):
+            # Other pods write this store: never answer a listing from a stale cache.
+            options.setdefault("use_listings_cache", False)
+        self.fs, root = fsspec.core.url_to_fs(url, **options)
         self.local = "file" in (
             self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
         )
@@ -195,9 +217,25 @@ class AdapterRegistry:
 
     def state(self) -> RegistryState:
         p = self._p("state.json")
-        if not self.fs.exists(p):
+        try:
+            return RegistryState.model_validate(orjson.loads(self.fs.cat_file(p)))
+        except FileNotFoundError:
             return RegistryState()
-        return RegistryState.model_validate(orjson.loads(self.fs.cat_file(p)))
+
+    def state_fingerprint(self) -> str | None:
+        """What changes whenever ``state.json`` is replaced: its ETag on object stores, its inode,
+        mtime and size on a local disk (``os.replace`` gives a new inode). One HEAD/stat, no body:
+        what every gateway polls. None while there is no state yet."""
+        p = self._p("state.json")
+        self.fs.invalidate_cache(p)  # s3fs caches object info; a poll must see the store
+        try:
+            info = self.fs.info(p)
+        except FileNotFoundError:
+            return None
+        etag = info.get("ETag") or info.get("etag")
+        if etag:
+            return str(etag)
+        return f"{info.get('ino')}:{info.get('mtime')}:{info.get('size')}"
 
     def status_of(self, version: str, state: RegistryState | None = None) -> Status:
         st = state or self.state()
@@ -392,14 +430,19 @@ class AdapterRegistry:
             card.status = self.status_of(version, state)
             self._write_atomic(self._p("versions", version, CARD), _card_bytes(card))
 
-    def mark_live(self, version: str, *, by: str, reason: str = "") -> str | None:
-        """Record ``version`` as the one live version; the former live is retired. Returns it."""
+    def mark_live(
+        self, version: str, *, by: str, reason: str = "", baseline: float | None = None
+    ) -> str | None:
+        """Record ``version`` as the one live version; the former live is retired. Returns it.
+        ``baseline``: its eval agreement with the teacher, the fleet's drift baseline."""
         with self._locked():
             self.card(version)
             state = self.state()
             old = state.live
             if old == version:
                 return old
+            if baseline is not None:
+                state.baselines[version] = baseline
             changed = {version: self._transition(state, version, "live", by, reason)}
             if old is not None:
                 changed[old] = self._transition(state, old, "retired", by, f"replaced by {version}")
@@ -410,7 +453,9 @@ class AdapterRegistry:
         log.info("%s is live for %s (was %s) by %s: %s", version, self.base_model, old, by, reason)
         return old
 
-    def mark_canary(self, version: str | None, share: float, *, by: str, reason: str = "") -> None:
+    def mark_canary(
+        self, version: str | None, share: float, *, by: str, reason: str = "", baseline: float | None = None
+    ) -> None:
         if not 0.0 <= share <= 1.0:
             raise RegistryError(f"canary share must be in [0, 1], got {share}")
         with self._locked():
@@ -420,6 +465,8 @@ class AdapterRegistry:
                 self.card(version)
                 if version == state.live:
                     raise RegistryError(f"{version} is already live")
+                if baseline is not None:
+                    state.baselines[version] = baseline
                 changed[version] = self._transition(
                     state, version, "canary", by, f"share {share:.2f}. {reason}"
                 )

@@ -8,6 +8,10 @@
     POST /admin/registry/rollback                the previous live version, live again
     POST /admin/registry/canary    {"version", "share"}   (version null ends the canary)
 
+When the gateway follows the registry (``registry.watch``), a write loads and probes the version
+on every student replica through this gateway, then records it; every gateway, this one
+included, switches when it reads the new state (``registry_sync``).
+
 Mounted next to the adapter admin API in the gateway, where the swap is in-process. Errors are
 OpenAI-shaped (the gateway's handlers render ``APIError``).
 """
@@ -21,9 +25,10 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
+from distillserve.adapters.adapter_cache import AdapterCache
 from distillserve.adapters.admin_auth import admin_key_check
 from distillserve.adapters.control import StudentControl
-from distillserve.adapters.promotion import Activator, HotSwapActivator, Promoter
+from distillserve.adapters.promotion import Activator, HotSwapActivator, PreparingActivator, Promoter
 from distillserve.adapters.registry import (
     AdapterRegistry,
     AdapterRejected,
@@ -80,6 +85,7 @@ class RegistryAccess:
         *,
         activator: Activator | None,
         control: StudentControl | None,
+        cache: AdapterCache | None = None,
     ) -> None:
         if activator is None and control is None:
             raise ValueError("registry_router needs an activator or the gateway's student control")
@@ -87,6 +93,7 @@ class RegistryAccess:
         self._registry: AdapterRegistry | None = None
         self._activator = activator
         self._control = control
+        self._cache = cache
 
     def registry(self) -> AdapterRegistry:
         if self._registry is None:
@@ -95,10 +102,18 @@ class RegistryAccess:
 
     def promoter(self) -> Promoter:
         if self._activator is not None:
-            return Promoter(self.registry(), self._activator)
+            return Promoter(self.registry(), self._activator, self._cache)
         assert self._control is not None
         control = self._control
-        return Promoter(self.registry(), HotSwapActivator(control.require_swapper(), control.baselines))
+        swapper = control.require_swapper()
+        if control.follows_registry:
+            return Promoter(self.registry(), PreparingActivator(swapper), self._cache)
+        return Promoter(self.registry(), HotSwapActivator(swapper, control.baselines), self._cache)
+
+    async def written(self) -> None:
+        """The registry's state changed: a gateway that follows it applies it now."""
+        if self._control is not None and self._control.registry_written is not None:
+            await self._control.registry_written()
 
 
 def registry_router(
@@ -107,9 +122,10 @@ def registry_router(
     *,
     activator: Activator | None = None,
     control: StudentControl | None = None,
+    cache: AdapterCache | None = None,
 ) -> APIRouter:
     """Every registry endpoint behind the admin key (see the module docstring)."""
-    access = RegistryAccess(registry, activator=activator, control=control)
+    access = RegistryAccess(registry, activator=activator, control=control, cache=cache)
     router = APIRouter(prefix="/admin/registry", dependencies=[Depends(admin_key_check(admin_key))])
     router.include_router(_read_router(access))
     router.include_router(_write_router(access))
@@ -153,18 +169,21 @@ def _write_router(access: RegistryAccess) -> APIRouter:
     async def promote(body: PromoteBody) -> dict[str, Any]:
         with _api_errors():
             await access.promoter().promote(body.version, by="admin-api", reason="promoted by hand")
+        await access.written()
         return {"live": body.version, "adapter": reg().adapter_name(body.version)}
 
     @router.post("/rollback")
     async def rollback() -> dict[str, Any]:
         with _api_errors():
             target = await access.promoter().rollback(by="admin-api")
+        await access.written()
         return {"live": target, "adapter": reg().adapter_name(target)}
 
     @router.post("/canary")
     async def canary(body: CanaryBody) -> dict[str, Any]:
         with _api_errors():
             await access.promoter().canary(body.version, body.share if body.version else 0.0, by="admin-api")
+        await access.written()
         st = reg().state()
         return {"canary": st.canary, "share": st.canary_share}
 
@@ -175,4 +194,5 @@ def gateway_registry_router(settings: Settings, control: StudentControl) -> APIR
     """The router as the gateway mounts it: the configured registry, the server's admin key,
     promotions through the gateway's own hot-swapper."""
     key = settings.server.admin_key.get_secret_value() if settings.server.admin_key else None
-    return registry_router(lambda: build_registry(settings), key, control=control)
+    cache = AdapterCache(settings.registry.cache_dir)
+    return registry_router(lambda: build_registry(settings), key, control=control, cache=cache)

@@ -13,6 +13,7 @@ def base_model_id(settings: Settings) -> str:
 
 
 def build_registry(settings: Settings) -> AdapterRegistry:
+    r = settings.registry
     return AdapterRegistry(
-        settings.registry.url, base_model_id(settings), adapter_prefix=settings.registry.adapter_prefix
+        r.url, base_model_id(settings), adapter_prefix=r.adapter_prefix, storage_options=r.storage_options
     )

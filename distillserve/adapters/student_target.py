@@ -5,6 +5,7 @@ adapter name (so a swap can wait for the old version to drain before unloading i
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections import Counter
 from collections.abc import Iterator
@@ -19,18 +20,29 @@ class StudentChoice:
 
 
 class StudentTarget:
+    """``rng``: draw the canary at random; without one the split is deterministic (the n-th
+    request goes to the canary when ``floor(n * share)`` steps up), so every gateway sends
+    exactly its share, within one request, and a fleet within one request per gateway."""
+
     def __init__(self, live: str | None = None, rng: random.Random | None = None) -> None:
         self.live = live
         self.canary: str | None = None
         self.canary_share = 0.0
-        self._rng = rng or random.Random()
+        self._rng = rng
+        self._picks = 0
         self._in_flight: Counter[str | None] = Counter()
         self._idle = asyncio.Event()
 
     def pick(self) -> StudentChoice:
-        if self.canary is not None and self._rng.random() < self.canary_share:
+        if self.canary is not None and self._canary_turn():
             return StudentChoice(self.canary, True)
         return StudentChoice(self.live, False)
+
+    def _canary_turn(self) -> bool:
+        if self._rng is not None:
+            return self._rng.random() < self.canary_share
+        n, self._picks = self._picks, self._picks + 1
+        return math.floor((n + 1) * self.canary_share) > math.floor(n * self.canary_share)
 
     def set_live(self, adapter: str | None) -> str | None:
         """Point the route at ``adapter`` (one assignment, so atomic for the event loop); returns the old one."""
@@ -42,6 +54,8 @@ class StudentTarget:
     def set_canary(self, adapter: str | None, share: float) -> None:
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"canary share must be in [0, 1], got {share}")
+        if (adapter, share) != (self.canary, self.canary_share):
+            self._picks = 0  # a new split starts its count afresh
         self.canary, self.canary_share = (adapter, share) if adapter else (None, 0.0)
 
     @contextmanager

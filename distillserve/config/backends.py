@@ -105,6 +105,12 @@ class VLLMBackendConfig(OpenAIBackendConfig, AdapterHostFields):
     # cpu_kvcache_space_gib (1), extra_args; others pass through. ``distillserve vllm-serve`` and the
     # deploy files start vLLM from them; the gateway refuses adapters above max_lora_rank.
     vllm_args: dict[str, Any] = Field(default_factory=dict)
+    # Every replica of the student, addressed one by one (``http://10.0.0.5:8000/v1``...): adapters
+    # are loaded and probed on each before a swap, requests go round-robin. Empty: ``url`` alone.
+    replica_urls: list[str] = Field(default_factory=list)
+    # Resolve ``url``'s host (a Kubernetes headless service) to all its addresses, one replica
+    # each, again at every adapter operation, so scaled-out replicas get the live adapter too.
+    resolve_replicas: bool = False
 
 
 class TritonBackendConfig(RemoteBackend):

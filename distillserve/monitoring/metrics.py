@@ -242,6 +242,30 @@ def _distiller(m: _Maker) -> dict[str, Any]:
     )
 
 
+REGISTRY_SYNC_OUTCOMES = ("applied", "refused", "unreachable")
+
+
+def _fleet(m: _Maker) -> dict[str, Any]:
+    """Every gateway following the adapter registry's state (one truth across replicas)."""
+    return dict(
+        REGISTRY_SYNCS=m.counter(
+            "distillserve_registry_syncs_total",
+            "Registry state changes this gateway acted on, by outcome (refused: an adapter the "
+            "engine or the checksums refused; unreachable: registry or engine down, retried).",
+            ["outcome"],
+        ),
+        REGISTRY_IN_SYNC=m.gauge(
+            "distillserve_registry_in_sync",
+            "1 while the student route serves what the registry's state says (live, canary, share).",
+        ),
+        REGISTRY_CONVERGENCE=m.histogram(
+            "distillserve_registry_convergence_seconds",
+            "From a registry transition (promote, rollback, canary) to this gateway serving it.",
+            buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60),
+        ),
+    )
+
+
 def _drift(m: _Maker) -> dict[str, Any]:
     return dict(
         # Shadow sampling: a share of student-served requests is also asked of the teacher in the background.
@@ -357,6 +381,9 @@ class Metrics:
     ADAPTER_SWAPS: Counter
     ADAPTER_SWAP_DURATION: Histogram
     ADAPTER_RESTORES: Counter
+    REGISTRY_SYNCS: Counter
+    REGISTRY_IN_SYNC: Gauge
+    REGISTRY_CONVERGENCE: Histogram
     SHADOW_PAIRS: Counter
     SHADOW_IN_FLIGHT: Gauge
     SHADOW_DURATION: Histogram
@@ -383,6 +410,7 @@ def declare(registry: CollectorRegistry) -> Metrics:
         **_router(m),
         **_teacher_log(m),
         **_distiller(m),
+        **_fleet(m),
         **_drift(m),
         **_engine(m),
         **_grading(m),
@@ -437,3 +465,6 @@ ENGINE_BATCH_ROWS = DEFAULT.ENGINE_BATCH_ROWS
 LLM_CALLS = DEFAULT.LLM_CALLS
 LLM_TOKENS = DEFAULT.LLM_TOKENS
 JUDGE_CACHE = DEFAULT.JUDGE_CACHE
+REGISTRY_SYNCS = DEFAULT.REGISTRY_SYNCS
+REGISTRY_IN_SYNC = DEFAULT.REGISTRY_IN_SYNC
+REGISTRY_CONVERGENCE = DEFAULT.REGISTRY_CONVERGENCE

@@ -5,14 +5,18 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
 
+from distillserve.adapters.adapter_cache import AdapterCache
 from distillserve.adapters.admin_api import student_admin_router
 from distillserve.adapters.control import StudentControl
 from distillserve.adapters.hotswap import HotSwapper
 from distillserve.adapters.registry_api import gateway_registry_router
+from distillserve.adapters.registry_factory import build_registry
+from distillserve.adapters.registry_sync import RegistrySync
 from distillserve.adapters.student_watch import StudentWatch
 from distillserve.adapters.validation import AdapterValidator
 from distillserve.backends.factory import build_backend
@@ -60,19 +64,41 @@ def build_validator(cfg: BackendConfig, host: AdapterHost) -> AdapterValidator:
     return AdapterValidator(host.served_base, host.max_lora_rank(), also_known_as=names)
 
 
-StudentAdapterControl = tuple[HotSwapper, StudentWatch]
+@dataclass(frozen=True)
+class StudentAdapterControl:
+    """The student's adapter life-cycle in this gateway: the hot-swapper, the watch that keeps
+    the engine holding the route's adapters, and (``registry.watch``) the registry follower."""
+
+    swapper: HotSwapper
+    watch: StudentWatch
+    sync: RegistrySync | None
 
 
 def build_student_control(gw: Gateway) -> StudentAdapterControl | None:
-    """Hot-swap and the engine watch, when the student serves LoRA adapters."""
+    """Hot-swap, the engine watch and the registry sync, when the student serves LoRA adapters."""
     host = gw.student.adapter_host()
     if host is None:
         return None
-    cfg = gw.settings.student
-    swapper = HotSwapper(gw.student, gw.target, base_model=cfg.name, validator=build_validator(cfg, host))
+    cfg, reg = gw.settings.student, gw.settings.registry
+    swapper = HotSwapper(
+        gw.student,
+        gw.target,
+        base_model=cfg.name,
+        validator=build_validator(cfg, host),
+    )
     watch = StudentWatch(swapper, interval_s=cfg.watch_interval_s, initial=_initial_adapter(cfg))
     host.on_adapter_missing(watch.poke)  # an engine that lost the live adapter pokes the watch
-    return swapper, watch
+    sync = None
+    if reg.watch:
+        sync = RegistrySync(
+            lambda: build_registry(gw.settings),
+            swapper,
+            gw,
+            AdapterCache(reg.cache_dir),
+            poll_interval_s=reg.poll_interval_s,
+            unload_after_s=reg.unload_after_s,
+        )
+    return StudentAdapterControl(swapper, watch, sync)
 
 
 def _initial_adapter(cfg: BackendConfig) -> AdapterRef | None:
@@ -106,7 +132,8 @@ class GatewayServices:
         await gw.router.start()  # a learned scorer loads in the background; the heuristic answers meanwhile
         self.refresher.start()
         if self.control is not None:
-            self.control[1].start()
+            await self._follow_registry(self.control)
+            self.control.watch.start()
         log.info(
             "gateway ready: student=%s (%s) teacher=%s (%s)",
             gw.student.name,
@@ -115,13 +142,23 @@ class GatewayServices:
             gw.teacher.kind,
         )
 
+    async def _follow_registry(self, control: StudentAdapterControl) -> None:
+        """Serve the registry's live version from the first request: apply its state before the
+        app accepts connections (the configured ``live_adapter`` yields to it)."""
+        if control.sync is None:
+            return
+        await control.sync.start(self.gateway.settings.registry.startup_timeout_s)
+        if control.swapper.target.live is not None:
+            control.watch.initial = None
+
     async def stop(self) -> None:
         gw = self.gateway
         await self.refresher.aclose()
         if self.control is not None:
-            swapper, watch = self.control
-            await watch.aclose()
-            await swapper.aclose()
+            if self.control.sync is not None:
+                await self.control.sync.aclose()
+            await self.control.watch.aclose()
+            await self.control.swapper.aclose()
         if gw.shadow is not None:
             await gw.shadow.aclose()  # before the sink closes, so finished pairs are logged
         await gw.student.aclose()
@@ -149,10 +186,11 @@ def build_admin_routers(
 ) -> list[APIRouter]:
     """The adapter admin API and the registry API, both driving the gateway's hot-swapper."""
     student_control = StudentControl(
-        swapper=control[0] if control else None,
+        swapper=control.swapper if control else None,
         baselines=gw,
         reserved_names=frozenset({gw.auto_name, gw.student.name, gw.teacher.name}),
         student=f"{gw.student.name!r} ({gw.student.kind})",
+        registry_written=control.sync.apply_now if control and control.sync else None,
     )
     admin_key = settings.server.admin_key.get_secret_value() if settings.server.admin_key else None
     return [
