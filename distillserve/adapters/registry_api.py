@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
 
+from distillserve.adapters.admin_audit import AdminAudit, audit_log_path
 from distillserve.adapters.admin_auth import admin_key_check
 from distillserve.adapters.control import StudentControl
 from distillserve.adapters.promotion import Activator, HotSwapActivator, Promoter
@@ -34,15 +35,18 @@ from distillserve.adapters.registry import (
 from distillserve.adapters.registry_factory import build_registry
 from distillserve.config import Settings
 from distillserve.protocol.errors import APIError, InvalidRequest, ModelNotFound
+from distillserve.protocol.openapi import ADMIN_ERRORS, error_responses
 
 
 class PromoteBody(BaseModel):
-    version: str
+    model_config = ConfigDict(strict=True)  # as documented: a string, nothing coerced into one
+    version: str = Field(description="A registered version, e.g. v7.")
 
 
 class CanaryBody(BaseModel):
-    version: str | None
-    share: float = Field(ge=0.0, le=1.0)
+    model_config = ConfigDict(strict=True)
+    version: str | None = Field(description="The version to canary; null ends the canary.")
+    share: float = Field(ge=0.0, le=1.0, description="Fraction of student traffic it gets.")
 
 
 class Conflict(APIError):
@@ -107,12 +111,19 @@ def registry_router(
     *,
     activator: Activator | None = None,
     control: StudentControl | None = None,
+    audit: AdminAudit,
 ) -> APIRouter:
-    """Every registry endpoint behind the admin key (see the module docstring)."""
+    """Every registry endpoint behind the admin key (see the module docstring); every write is
+    audit-logged."""
     access = RegistryAccess(registry, activator=activator, control=control)
-    router = APIRouter(prefix="/admin/registry", dependencies=[Depends(admin_key_check(admin_key))])
+    router = APIRouter(
+        prefix="/admin/registry",
+        tags=["admin"],
+        dependencies=[Depends(admin_key_check(admin_key))],
+        responses=error_responses(*ADMIN_ERRORS, 409),
+    )
     router.include_router(_read_router(access))
-    router.include_router(_write_router(access))
+    router.include_router(_write_router(access, audit))
     return router
 
 
@@ -144,27 +155,28 @@ def _read_router(access: RegistryAccess) -> APIRouter:
     return router
 
 
-def _write_router(access: RegistryAccess) -> APIRouter:
+def _write_router(access: RegistryAccess, audit: AdminAudit) -> APIRouter:
     """Promote, rollback and canary: each validates, hot-swaps and records the transition."""
     router = APIRouter()
     reg = access.registry
 
     @router.post("/promote")
-    async def promote(body: PromoteBody) -> dict[str, Any]:
-        with _api_errors():
+    async def promote(body: PromoteBody, request: Request) -> dict[str, Any]:
+        with audit.action(request, "promote", version=body.version), _api_errors():
             await access.promoter().promote(body.version, by="admin-api", reason="promoted by hand")
         return {"live": body.version, "adapter": reg().adapter_name(body.version)}
 
     @router.post("/rollback")
-    async def rollback() -> dict[str, Any]:
-        with _api_errors():
+    async def rollback(request: Request) -> dict[str, Any]:
+        with audit.action(request, "rollback"), _api_errors():
             target = await access.promoter().rollback(by="admin-api")
         return {"live": target, "adapter": reg().adapter_name(target)}
 
     @router.post("/canary")
-    async def canary(body: CanaryBody) -> dict[str, Any]:
-        with _api_errors():
-            await access.promoter().canary(body.version, body.share if body.version else 0.0, by="admin-api")
+    async def canary(body: CanaryBody, request: Request) -> dict[str, Any]:
+        share = body.share if body.version else 0.0
+        with audit.action(request, "registry_canary", version=body.version, share=share), _api_errors():
+            await access.promoter().canary(body.version, share, by="admin-api")
         st = reg().state()
         return {"canary": st.canary, "share": st.canary_share}
 
@@ -175,4 +187,5 @@ def gateway_registry_router(settings: Settings, control: StudentControl) -> APIR
     """The router as the gateway mounts it: the configured registry, the server's admin key,
     promotions through the gateway's own hot-swapper."""
     key = settings.server.admin_key.get_secret_value() if settings.server.admin_key else None
-    return registry_router(lambda: build_registry(settings), key, control=control)
+    audit = AdminAudit(audit_log_path(settings))
+    return registry_router(lambda: build_registry(settings), key, control=control, audit=audit)

@@ -24,6 +24,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from distillserve.config.admin import AdminConfig
 from distillserve.config.backends import (
     BackendConfig,
     EmbeddedBackendConfig,
@@ -66,6 +67,7 @@ class Settings(BaseSettings):
     distiller: DistillerConfig = Field(default_factory=DistillerConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    admin: AdminConfig = Field(default_factory=AdminConfig)
 
     def __init__(self, _config_file: str | Path | None = None, **values: Any) -> None:
         """``_config_file``: a YAML file read below the environment (else ``$DISTILLSERVE_CONFIG``)."""

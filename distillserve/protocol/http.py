@@ -48,7 +48,8 @@ def parse_request(raw: bytes, model: type[M]) -> M:
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     try:
-        return model.model_validate(data)
+        # Strict, as OpenAI is: "1" is no number and 1 no boolean (the OpenAPI schema says so too).
+        return model.model_validate(data, strict=True)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         param = _param_path(first.get("loc", ()))

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import APIRouter, FastAPI
 
-from distillserve.adapters.admin_api import student_admin_router
+from distillserve.adapters.admin_api import gateway_admin_router
 from distillserve.adapters.control import StudentControl
 from distillserve.adapters.hotswap import HotSwapper
 from distillserve.adapters.registry_api import gateway_registry_router
@@ -149,9 +149,8 @@ def build_admin_routers(
         reserved_names=frozenset({gw.auto_name, gw.student.name, gw.teacher.name}),
         student=f"{gw.student.name!r} ({gw.student.kind})",
     )
-    admin_key = settings.server.admin_key.get_secret_value() if settings.server.admin_key else None
     return [
-        student_admin_router(student_control, admin_key),
+        gateway_admin_router(settings, student_control),
         gateway_registry_router(settings, student_control),
     ]
 

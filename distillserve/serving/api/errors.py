@@ -22,12 +22,19 @@ async def api_error(_: Request, exc: APIError) -> Response:
 
 
 async def validation_error(_: Request, exc: RequestValidationError) -> Response:
-    return json_response(error_body(str(exc), "invalid_request_error"), 400)
+    """A parameter FastAPI parsed (admin bodies, query and path parameters) was bad: OpenAI's
+    400 naming the first bad ``param``, as ``protocol.http.parse_request`` does for raw bodies."""
+    first = exc.errors()[0] if exc.errors() else {}
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    param = ".".join(loc) or None
+    message = f"Invalid value for '{param}': {first.get('msg')}" if param else str(first.get("msg", exc))
+    return json_response(error_body(message, "invalid_request_error", param), 400)
 
 
 async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
     kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
-    return json_response(error_body(str(exc.detail), kind), exc.status_code)
+    # Keep the exception's headers: a 405 must say which methods are allowed (``Allow``).
+    return json_response(error_body(str(exc.detail), kind), exc.status_code, headers=exc.headers)
 
 
 async def unexpected_error(_: Request, exc: Exception) -> Response:
