@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from distillserve.protocol.errors import APIError, error_body
 from distillserve.protocol.http import error_response, json_response
@@ -31,10 +32,23 @@ async def validation_error(_: Request, exc: RequestValidationError) -> Response:
     return json_response(error_body(message, "invalid_request_error", param), 400)
 
 
-async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
     kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
-    # Keep the exception's headers: a 405 must say which methods are allowed (``Allow``).
-    return json_response(error_body(str(exc.detail), kind), exc.status_code, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return json_response(error_body(str(exc.detail), kind), exc.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method served at the request's path. Starlette's 405 names only the first route that
+    matched the path, but one path may have several (POST and DELETE /admin/student/canary)."""
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 async def unexpected_error(_: Request, exc: Exception) -> Response:
