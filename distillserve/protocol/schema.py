@@ -17,13 +17,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 NonEmptyStr = Annotated[str, Field(min_length=1)]
 
 
-_EXACT_FLOAT_INTS = 2**53  # beyond it a float is no exact integer (orjson reads -2**63-1 as one)
-
-
 def _integral_float(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer() and abs(value) <= _EXACT_FLOAT_INTS:
-        return int(value)
-    return value
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 # Requests are validated strictly (``protocol.http.parse_request``), yet JSON Schema counts 2.0 as

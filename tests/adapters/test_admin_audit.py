@@ -88,7 +88,9 @@ def test_each_admin_action_is_recorded_with_who_what_when(
     assert times == sorted(times) and times[0] >= started.replace(microsecond=0)
     assert ADMIN not in log_file.read_text()
 
-    logged = [json.loads(r.getMessage().split(" ", 2)[2]) for r in caplog.records if r.name == "distillserve.audit"]
+    logged = [
+        json.loads(r.getMessage().split(" ", 2)[2]) for r in caplog.records if r.name == "distillserve.audit"
+    ]
     assert logged == records
 
 

@@ -32,7 +32,9 @@ def test_paths_under_a_root_pass_resolved(tmp_path: Path) -> None:
     inside = root / "tiny" / "versions" / "v1"
     assert policy.confine(str(inside)) == str(inside.resolve())
     # Not yet there is fine inside a root: the validator then says it does not exist.
-    assert policy.confine(str(root / "tiny" / "versions" / "v9")) == str((root / "tiny/versions/v9").resolve())
+    assert policy.confine(str(root / "tiny" / "versions" / "v9")) == str(
+        (root / "tiny/versions/v9").resolve()
+    )
     assert policy.confine(str(root / "x" / ".." / "tiny")) == str((root / "tiny").resolve())
 
 

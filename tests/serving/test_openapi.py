@@ -16,6 +16,8 @@ from pydantic import BaseModel, ValidationError
 
 from distillserve.config import Settings
 from distillserve.protocol import schema
+from distillserve.protocol.errors import InvalidRequest
+from distillserve.protocol.http import parse_request
 from distillserve.protocol.responses import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -189,3 +191,25 @@ def test_nothing_documents_fastapis_422(document: dict) -> None:
     statuses = {s for ops in document["paths"].values() for op in ops.values() for s in op["responses"]}
     assert "422" not in statuses
     assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+@pytest.mark.parametrize(
+    ("number", "valid"),
+    [
+        ("5", True),
+        ("5.0", True),  # JSON Schema's integer includes integral floats
+        ("6.434406934077298e+16", True),  # an integral float beyond 2**53 (found by schemathesis)
+        ("5.5", False),
+        ('"5"', False),
+        ("-9223372036854775809", False),  # below int64: orjson would read it as the float -2**63
+    ],
+)
+def test_the_parser_reads_integers_as_the_document_does(document: dict, number: str, valid: bool) -> None:
+    raw = '{"model": "m", "messages": [{"role": "user", "content": "hi"}], "seed": ' + number + "}"
+    assert _validator(document, "ChatCompletionRequest").is_valid(json.loads(raw)) is valid
+    if valid:
+        parse_request(raw.encode(), schema.ChatCompletionRequest)
+    else:
+        with pytest.raises(InvalidRequest) as caught:
+            parse_request(raw.encode(), schema.ChatCompletionRequest)
+        assert caught.value.param == "seed"
