@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from distillserve.adapters.admin_audit import AdminAudit, allowed_adapter_roots, audit_log_path
 from distillserve.adapters.admin_auth import admin_key_check
+from distillserve.adapters.admin_schema import StudentStatus, SwapOutcome, answers
 from distillserve.adapters.control import StudentControl
 from distillserve.adapters.validation import AdapterPathPolicy
 from distillserve.config import Settings
@@ -79,11 +80,15 @@ def student_admin_router(
             )
         return paths.confine(body.path)
 
-    @router.get("/student", summary="What the student serves")
+    @router.get("/student", summary="What the student serves", **answers(StudentStatus, "The student."))
     async def student_status() -> dict[str, Any]:
         return await control.require_swapper().status()
 
-    @router.post("/student/activate", summary="Hot-swap an adapter in as live")
+    @router.post(
+        "/student/activate",
+        summary="Hot-swap an adapter in as live",
+        **answers(SwapOutcome, "Live, with the swap's duration."),
+    )
     async def activate(body: ActivateRequest, request: Request) -> dict[str, Any]:
         with audit.action(request, "load", name=body.name, path=body.path):
             swapper = control.require_swapper()
@@ -91,7 +96,11 @@ def student_admin_router(
             control.baselines.set_drift_baseline(body.name, body.baseline_agreement)
         return result.to_dict()
 
-    @router.post("/student/canary", summary="Send a share of student traffic to an adapter")
+    @router.post(
+        "/student/canary",
+        summary="Send a share of student traffic to an adapter",
+        **answers(StudentStatus, "The student with its canary."),
+    )
     async def set_canary(body: CanaryRequest, request: Request) -> dict[str, Any]:
         with audit.action(request, "canary", name=body.name, path=body.path, share=body.share):
             swapper = control.require_swapper()
@@ -99,7 +108,11 @@ def student_admin_router(
             control.baselines.set_drift_baseline(body.name, body.baseline_agreement)
         return await swapper.status()
 
-    @router.delete("/student/canary", summary="End the canary (its adapter unloads once drained)")
+    @router.delete(
+        "/student/canary",
+        summary="End the canary (its adapter unloads once drained)",
+        **answers(StudentStatus, "The student without a canary."),
+    )
     async def clear_canary(request: Request) -> dict[str, Any]:
         with audit.action(request, "unload_canary"):
             swapper = control.require_swapper()

@@ -16,19 +16,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from distillserve.adapters.admin_audit import AdminAudit, audit_log_path
 from distillserve.adapters.admin_auth import admin_key_check
+from distillserve.adapters.admin_schema import CanaryState, EvalDiff, LiveVersion, VersionList, answers
 from distillserve.adapters.control import StudentControl
 from distillserve.adapters.promotion import Activator, HotSwapActivator, Promoter
 from distillserve.adapters.registry import (
+    AdapterCard,
     AdapterRegistry,
     AdapterRejected,
     RegistryError,
+    RegistryState,
     VersionNotFound,
     diff_eval,
 )
@@ -40,12 +43,12 @@ from distillserve.protocol.openapi import ADMIN_ERRORS, error_responses
 
 class PromoteBody(BaseModel):
     model_config = ConfigDict(strict=True)  # as documented: a string, nothing coerced into one
-    version: str = Field(description="A registered version, e.g. v7.")
+    version: str = Field(description="A registered version.", examples=["v1"])
 
 
 class CanaryBody(BaseModel):
     model_config = ConfigDict(strict=True)
-    version: str | None = Field(description="The version to canary; null ends the canary.")
+    version: str | None = Field(description="The version to canary; null ends the canary.", examples=["v1"])
     share: float = Field(ge=0.0, le=1.0, description="Fraction of student traffic it gets.")
 
 
@@ -132,23 +135,25 @@ def _read_router(access: RegistryAccess) -> APIRouter:
     router = APIRouter()
     reg = access.registry
 
-    @router.get("/versions")
+    @router.get("/versions", **answers(VersionList, "Every version's card, without history."))
     async def list_versions() -> dict[str, Any]:
         r = reg()
         cards = [c.model_dump(mode="json", exclude={"history"}) for c in r.cards()]
         return {"object": "list", "base_model": r.base_model, "data": cards}
 
-    @router.get("/versions/{version}")
-    async def show(version: str) -> dict[str, Any]:
+    @router.get("/versions/{version}", **answers(AdapterCard, "The version's card."))
+    async def show(version: Annotated[str, Path(examples=["v1"])]) -> dict[str, Any]:
         with _api_errors():
             return reg().card(version).model_dump(mode="json")
 
-    @router.get("/diff")
-    async def diff(a: str, b: str) -> dict[str, Any]:
+    @router.get("/diff", **answers(EvalDiff, "Eval results of a and b, and b - a."))
+    async def diff(
+        a: Annotated[str, Query(examples=["v1"])], b: Annotated[str, Query(examples=["v1"])]
+    ) -> dict[str, Any]:
         with _api_errors():
             return diff_eval(reg().card(a), reg().card(b))
 
-    @router.get("/state")
+    @router.get("/state", **answers(RegistryState, "Live, canary and the transition log."))
     async def state() -> dict[str, Any]:
         return reg().state().model_dump(mode="json")
 
@@ -160,19 +165,19 @@ def _write_router(access: RegistryAccess, audit: AdminAudit) -> APIRouter:
     router = APIRouter()
     reg = access.registry
 
-    @router.post("/promote")
+    @router.post("/promote", **answers(LiveVersion, "The version now live."))
     async def promote(body: PromoteBody, request: Request) -> dict[str, Any]:
         with audit.action(request, "promote", version=body.version), _api_errors():
             await access.promoter().promote(body.version, by="admin-api", reason="promoted by hand")
         return {"live": body.version, "adapter": reg().adapter_name(body.version)}
 
-    @router.post("/rollback")
+    @router.post("/rollback", **answers(LiveVersion, "The version live again."))
     async def rollback(request: Request) -> dict[str, Any]:
         with audit.action(request, "rollback"), _api_errors():
             target = await access.promoter().rollback(by="admin-api")
         return {"live": target, "adapter": reg().adapter_name(target)}
 
-    @router.post("/canary")
+    @router.post("/canary", **answers(CanaryState, "The canary now."))
     async def canary(body: CanaryBody, request: Request) -> dict[str, Any]:
         share = body.share if body.version else 0.0
         with audit.action(request, "registry_canary", version=body.version, share=share), _api_errors():

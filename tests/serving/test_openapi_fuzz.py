@@ -22,7 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from distillserve.adapters.registry import AdapterCard, AdapterRegistry
 from distillserve.testbed.student_model import ensure_testbed_student
+from tests.support.adapters import untrained_adapter
 from tests.support.servers import Server, start_gateway
 
 CLIENT_KEY = "fuzz-client-key"
@@ -36,6 +38,12 @@ SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("openapi-fuzz")
     student = ensure_testbed_student()  # build before the server starts, not inside its ready timeout
+    # One registered version (a real adapter for the student), so the registry operations reach
+    # their work: the document's examples name it (v1), and promoting it hot-swaps it in.
+    registry = AdapterRegistry(str(tmp / "registry"), str(student))
+    registry.register(
+        untrained_adapter(student, tmp / "adapter", rank=4), AdapterCard(base_model=str(student))
+    )
     config = {
         "server": {"api_keys": [CLIENT_KEY], "admin_key": ADMIN_KEY},
         "student": {"kind": "embedded", "name": "student", "model_path": str(student), "max_batch_size": 4},
@@ -112,3 +120,10 @@ def test_admin_api_conforms_to_the_document(gw: Server, tmp_path: Path) -> None:
     # student status, activate, canary set/clear; registry versions, card, diff, state,
     # promote, rollback, canary
     _assert_clean(done, report, operations=11)
+    # The registered version was read, compared and promoted, not only refused.
+    for operation in (
+        "GET /admin/registry/versions/{version}",
+        "GET /admin/registry/diff",
+        "POST /admin/registry/promote",
+    ):
+        assert _accepted(report, operation) > 0, report["valid_rates"]
