@@ -29,7 +29,7 @@ from distillserve.adapters.admin_schema import StudentStatus, SwapOutcome, answe
 from distillserve.adapters.control import StudentControl
 from distillserve.adapters.validation import AdapterPathPolicy
 from distillserve.config import Settings
-from distillserve.protocol.errors import AdapterError
+from distillserve.protocol.errors import APIError
 from distillserve.protocol.openapi import ADMIN_ERRORS, error_responses
 
 # 1-128 characters: letters, digits and . _ @ : + -, starting with a letter or digit.
@@ -69,14 +69,19 @@ def student_admin_router(
         prefix="/admin",
         tags=["admin"],
         dependencies=[Depends(admin_key_check(admin_key))],
-        responses=error_responses(*ADMIN_ERRORS),
+        responses=error_responses(*ADMIN_ERRORS, 409),
     )
 
     def checked(body: ActivateRequest) -> str:
         """The adapter's path as confined, after the name check."""
         if body.name in control.reserved_names:
-            raise AdapterError(
-                f"{body.name!r} is a model name clients already use; pick another name", param="name"
+            # 409, not 400: the body is well formed, the name is taken (as OpenAI answers a clash).
+            raise APIError(
+                f"{body.name!r} is a model name clients already use; pick another name",
+                status_code=409,
+                type="invalid_request_error",
+                param="name",
+                code="adapter_name_taken",
             )
         return paths.confine(body.path)
 
