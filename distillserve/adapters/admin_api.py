@@ -73,17 +73,7 @@ def student_admin_router(
     )
 
     def checked(body: ActivateRequest) -> str:
-        """The adapter's path as confined, after the name check."""
-        if body.name in control.reserved_names:
-            # 409, not 400: the body is well formed, the name is taken (as OpenAI answers a clash).
-            raise APIError(
-                f"{body.name!r} is a model name clients already use; pick another name",
-                status_code=409,
-                type="invalid_request_error",
-                param="name",
-                code="adapter_name_taken",
-            )
-        return paths.confine(body.path)
+        return _checked_path(body, control, paths)
 
     @router.get("/student", summary="What the student serves", **answers(StudentStatus, "The student."))
     async def student_status() -> dict[str, Any]:
@@ -125,6 +115,20 @@ def student_admin_router(
         return await swapper.status()
 
     return router
+
+
+def _checked_path(body: ActivateRequest, control: StudentControl, paths: AdapterPathPolicy) -> str:
+    """The adapter's path as confined, after the name check."""
+    if body.name in control.reserved_names:
+        # 409, not 400: the body is well formed, the name is taken (as OpenAI answers a clash).
+        raise APIError(
+            f"{body.name!r} is a model name clients already use; pick another name",
+            status_code=409,
+            type="invalid_request_error",
+            param="name",
+            code="adapter_name_taken",
+        )
+    return paths.confine(body.path)
 
 
 def gateway_admin_router(settings: Settings, control: StudentControl) -> APIRouter:
