@@ -223,6 +223,7 @@ def main() -> None:
             with start_testbed_teacher(tmp) as teacher:
                 cfg = {
                     "server": {"admin_key": ADMIN},
+                    "admin": {"adapter_roots": [str(tmp)]},  # where the versions were trained
                     "student": {
                         "kind": "vllm",
                         "name": "student",

@@ -20,34 +20,41 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 
 from distillserve.adapters.adapter_cache import AdapterCache
+from distillserve.adapters.admin_audit import AdminAudit, audit_log_path
 from distillserve.adapters.admin_auth import admin_key_check
+from distillserve.adapters.admin_schema import CanaryState, EvalDiff, LiveVersion, VersionList, answers
 from distillserve.adapters.control import StudentControl
 from distillserve.adapters.promotion import Activator, HotSwapActivator, PreparingActivator, Promoter
 from distillserve.adapters.registry import (
+    AdapterCard,
     AdapterRegistry,
     AdapterRejected,
     RegistryError,
+    RegistryState,
     VersionNotFound,
     diff_eval,
 )
 from distillserve.adapters.registry_factory import build_registry
 from distillserve.config import Settings
 from distillserve.protocol.errors import APIError, InvalidRequest, ModelNotFound
+from distillserve.protocol.openapi import ADMIN_ERRORS, error_responses
 
 
 class PromoteBody(BaseModel):
-    version: str
+    model_config = ConfigDict(strict=True)  # as documented: a string, nothing coerced into one
+    version: str = Field(description="A registered version.", examples=["v1"])
 
 
 class CanaryBody(BaseModel):
-    version: str | None
-    share: float = Field(ge=0.0, le=1.0)
+    model_config = ConfigDict(strict=True)
+    version: str | None = Field(description="The version to canary; null ends the canary.", examples=["v1"])
+    share: float = Field(ge=0.0, le=1.0, description="Fraction of student traffic it gets.")
 
 
 class Conflict(APIError):
@@ -122,13 +129,20 @@ def registry_router(
     *,
     activator: Activator | None = None,
     control: StudentControl | None = None,
+    audit: AdminAudit,
     cache: AdapterCache | None = None,
 ) -> APIRouter:
-    """Every registry endpoint behind the admin key (see the module docstring)."""
+    """Every registry endpoint behind the admin key (see the module docstring); every write is
+    audit-logged."""
     access = RegistryAccess(registry, activator=activator, control=control, cache=cache)
-    router = APIRouter(prefix="/admin/registry", dependencies=[Depends(admin_key_check(admin_key))])
+    router = APIRouter(
+        prefix="/admin/registry",
+        tags=["admin"],
+        dependencies=[Depends(admin_key_check(admin_key))],
+        responses=error_responses(*ADMIN_ERRORS, 409),
+    )
     router.include_router(_read_router(access))
-    router.include_router(_write_router(access))
+    router.include_router(_write_router(access, audit))
     return router
 
 
@@ -137,52 +151,55 @@ def _read_router(access: RegistryAccess) -> APIRouter:
     router = APIRouter()
     reg = access.registry
 
-    @router.get("/versions")
+    @router.get("/versions", **answers(VersionList, "Every version's card, without history."))
     async def list_versions() -> dict[str, Any]:
         r = reg()
         cards = [c.model_dump(mode="json", exclude={"history"}) for c in r.cards()]
         return {"object": "list", "base_model": r.base_model, "data": cards}
 
-    @router.get("/versions/{version}")
-    async def show(version: str) -> dict[str, Any]:
+    @router.get("/versions/{version}", **answers(AdapterCard, "The version's card."))
+    async def show(version: Annotated[str, Path(examples=["v1"])]) -> dict[str, Any]:
         with _api_errors():
             return reg().card(version).model_dump(mode="json")
 
-    @router.get("/diff")
-    async def diff(a: str, b: str) -> dict[str, Any]:
+    @router.get("/diff", **answers(EvalDiff, "Eval results of a and b, and b - a."))
+    async def diff(
+        a: Annotated[str, Query(examples=["v1"])], b: Annotated[str, Query(examples=["v1"])]
+    ) -> dict[str, Any]:
         with _api_errors():
             return diff_eval(reg().card(a), reg().card(b))
 
-    @router.get("/state")
+    @router.get("/state", **answers(RegistryState, "Live, canary and the transition log."))
     async def state() -> dict[str, Any]:
         return reg().state().model_dump(mode="json")
 
     return router
 
 
-def _write_router(access: RegistryAccess) -> APIRouter:
+def _write_router(access: RegistryAccess, audit: AdminAudit) -> APIRouter:
     """Promote, rollback and canary: each validates, hot-swaps and records the transition."""
     router = APIRouter()
     reg = access.registry
 
-    @router.post("/promote")
-    async def promote(body: PromoteBody) -> dict[str, Any]:
-        with _api_errors():
+    @router.post("/promote", **answers(LiveVersion, "The version now live."))
+    async def promote(body: PromoteBody, request: Request) -> dict[str, Any]:
+        with audit.action(request, "promote", version=body.version), _api_errors():
             await access.promoter().promote(body.version, by="admin-api", reason="promoted by hand")
         await access.written()
         return {"live": body.version, "adapter": reg().adapter_name(body.version)}
 
-    @router.post("/rollback")
-    async def rollback() -> dict[str, Any]:
-        with _api_errors():
+    @router.post("/rollback", **answers(LiveVersion, "The version live again."))
+    async def rollback(request: Request) -> dict[str, Any]:
+        with audit.action(request, "rollback"), _api_errors():
             target = await access.promoter().rollback(by="admin-api")
         await access.written()
         return {"live": target, "adapter": reg().adapter_name(target)}
 
-    @router.post("/canary")
-    async def canary(body: CanaryBody) -> dict[str, Any]:
-        with _api_errors():
-            await access.promoter().canary(body.version, body.share if body.version else 0.0, by="admin-api")
+    @router.post("/canary", **answers(CanaryState, "The canary now."))
+    async def canary(body: CanaryBody, request: Request) -> dict[str, Any]:
+        share = body.share if body.version else 0.0
+        with audit.action(request, "registry_canary", version=body.version, share=share), _api_errors():
+            await access.promoter().canary(body.version, share, by="admin-api")
         await access.written()
         st = reg().state()
         return {"canary": st.canary, "share": st.canary_share}
@@ -195,4 +212,5 @@ def gateway_registry_router(settings: Settings, control: StudentControl) -> APIR
     promotions through the gateway's own hot-swapper."""
     key = settings.server.admin_key.get_secret_value() if settings.server.admin_key else None
     cache = AdapterCache(settings.registry.cache_dir)
-    return registry_router(lambda: build_registry(settings), key, control=control, cache=cache)
+    audit = AdminAudit(audit_log_path(settings))
+    return registry_router(lambda: build_registry(settings), key, control=control, audit=audit, cache=cache)

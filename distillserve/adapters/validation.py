@@ -23,12 +23,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import os
+import posixpath
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from distillserve.protocol.errors import AdapterError
+from distillserve.protocol.errors import AdapterError, PermissionDenied
 
 log = logging.getLogger(__name__)
 
@@ -236,3 +238,42 @@ class AdapterValidator:
                 param="path",
             )
         return info
+
+
+class AdapterPathForbidden(PermissionDenied):
+    code = "adapter_path_forbidden"
+
+
+class AdapterPathPolicy:
+    """Where adapters handed to the admin API may come from: under the registry root or one of
+    the configured ``admin.adapter_roots``. Local paths are compared after resolving symlinks and
+    ``..`` (a link inside a root that points outside is outside); URLs (``s3://...``) by their
+    normalized path. A refusal never says whether the path exists: the same status and message for
+    every path outside, and nothing outside is opened."""
+
+    def __init__(self, roots: Sequence[str]) -> None:
+        self.roots = tuple(_normalized(r) for r in roots)
+
+    def confine(self, path: str) -> str:
+        """``path`` normalized as it was checked (what the engine must load), or ``AdapterPathForbidden``."""
+        try:
+            candidate = _normalized(path)
+        except (ValueError, OSError):  # a NUL byte, a name too long: no path of ours either way
+            candidate = None
+        if candidate is not None and any(_under(candidate, root) for root in self.roots):
+            return candidate
+        raise AdapterPathForbidden(
+            "Adapter paths must sit under the adapter registry or a directory in admin.adapter_roots.",
+            param="path",
+        )
+
+
+def _normalized(path: str) -> str:
+    protocol, sep, rest = path.partition("://")
+    if sep and protocol != "file":
+        return f"{protocol}://{posixpath.normpath('/' + rest).lstrip('/')}"
+    return os.path.realpath(rest if sep else path)
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")

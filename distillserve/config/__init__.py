@@ -3,6 +3,7 @@
 ``from distillserve.config import X`` is the way in: see ``settings`` for the sources and their order.
 """
 
+from distillserve.config.admin import AdminConfig
 from distillserve.config.backends import (
     BACKEND_KINDS,
     AdapterHostFields,
@@ -48,6 +49,7 @@ __all__ = [
     "CONFIG_ENV",
     "REPO_ROOT",
     "AdapterHostFields",
+    "AdminConfig",
     "BackendBase",
     "BackendConfig",
     "BackendKind",

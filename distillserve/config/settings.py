@@ -24,6 +24,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from distillserve.config.admin import AdminConfig
 from distillserve.config.backends import (
     BackendConfig,
     EmbeddedBackendConfig,
@@ -68,6 +69,7 @@ class Settings(BaseSettings):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     grading: GradingConfig = Field(default_factory=GradingConfig)
+    admin: AdminConfig = Field(default_factory=AdminConfig)
 
     def __init__(self, _config_file: str | Path | None = None, **values: Any) -> None:
         """``_config_file``: a YAML file read below the environment (else ``$DISTILLSERVE_CONFIG``)."""

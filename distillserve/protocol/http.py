@@ -1,7 +1,7 @@
 """Reading requests and writing responses on the wire: JSON bodies with a size limit, pydantic
 validation that names the bad ``param``, OpenAI-shaped error responses, bearer tokens.
 
-Bodies are parsed by hand (orjson + pydantic) rather than through FastAPI's dependency
+Bodies are parsed by hand (pydantic's own JSON parser, strict) rather than through FastAPI's dependency
 machinery: it keeps per-request overhead low and lets every failure become an OpenAI-style
 error body with the right status and ``param``.
 """
@@ -41,17 +41,21 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def parse_request(raw: bytes, model: type[M]) -> M:
+    """``raw`` as ``model``, strictly, as OpenAI does: "1" is no number and 1 no boolean (the
+    OpenAPI document says so too). pydantic parses the JSON itself: faster than orjson + validate,
+    and exact for integers beyond 64 bits, which orjson turns into floats."""
     try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"We could not parse the JSON body of your request: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
-    try:
-        return model.model_validate(data)
+        return model.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        param = _param_path(first.get("loc", ()))
+        loc = first.get("loc", ())
+        if first["type"] == "json_invalid":
+            raise InvalidRequest(
+                f"We could not parse the JSON body of your request: {first['msg']}"
+            ) from None
+        if not loc:
+            raise InvalidRequest("The request body must be a JSON object.") from None
+        param = _param_path(loc)
         raise InvalidRequest(
             f"Invalid value for '{param}': {first.get('msg')}", param=param or None
         ) from None

@@ -10,9 +10,24 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+
+
+def _integral_float(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# Requests are validated strictly (``protocol.http.parse_request``), yet JSON Schema counts 2.0 as
+# an integer, and so do OpenAI's clients in other languages: an integral float is taken as an int.
+# The bounds come before the validator, so the JSON Schema shows them as minimum / maximum.
+_Integral = BeforeValidator(_integral_float)
+PositiveInt = Annotated[int, Field(ge=1), _Integral]
+TopLogprobs = Annotated[int, Field(ge=0, le=20), _Integral]
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1), _Integral]  # what engines seed with
 
 #: What a chat request may need beyond plain text; a backend declares which it serves
 #: (``supports`` in its config). ``json_schema`` covers both structured ``response_format`` types.
@@ -145,42 +160,42 @@ class SamplingFields(BaseModel):
     model: str
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    max_tokens: int | None = Field(default=None, ge=1)
-    stop: str | list[str] | None = None
-    seed: int | None = None
-    n: int = 1
+    max_tokens: PositiveInt | None = None
+    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
+    seed: Int64 | None = None
+    n: Annotated[int, Field(ge=1, le=1), _Integral] = Field(default=1, description="Only 1 is supported.")
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
     presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
 
-    @field_validator("n")
-    @classmethod
-    def _only_one_choice(cls, v: int) -> int:
-        if v != 1:
-            raise ValueError("only n=1 is supported")
-        return v
-
     @field_validator("stop")
     @classmethod
     def _stop_list(cls, v: str | list[str] | None) -> list[str] | None:
         if v is None:
             return None
-        stops = [v] if isinstance(v, str) else v
-        if len(stops) > 4:
-            raise ValueError("at most 4 stop sequences")
+        stops = [v] if isinstance(v, str) else v  # at most 4: the field's max_length
         return [s for s in stops if s]
 
     def stop_list(self) -> list[str]:
         return list(self.stop or [])  # type: ignore[arg-type]
 
 
+# OpenAI refuses top_logprobs without logprobs; said in the schema as well as in the validator.
+_TOP_LOGPROBS_NEED_LOGPROBS = {
+    "if": {"properties": {"top_logprobs": {"type": "integer", "minimum": 1}}, "required": ["top_logprobs"]},
+    "then": {"properties": {"logprobs": {"const": True}}, "required": ["logprobs"]},
+}
+
+
 class ChatCompletionRequest(SamplingFields):
+    model_config = ConfigDict(extra="allow", json_schema_extra=_TOP_LOGPROBS_NEED_LOGPROBS)
+
     messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: PositiveInt | None = None
     logprobs: bool = False
-    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    top_logprobs: TopLogprobs | None = None
     tools: list[Tool] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
@@ -220,17 +235,11 @@ class ChatCompletionRequest(SamplingFields):
 
 
 class CompletionRequest(SamplingFields):
-    prompt: str | list[str]
-    logprobs: int | None = Field(default=None, ge=0, le=20)
+    # Engines refuse an empty prompt (vLLM: "The decoder prompt cannot be empty"): say so up front.
+    prompt: NonEmptyStr | Annotated[list[NonEmptyStr], Field(min_length=1, max_length=1)]
+    logprobs: TopLogprobs | None = None
     echo: bool = False
     suffix: str | None = None
-
-    @field_validator("prompt")
-    @classmethod
-    def _single_prompt(cls, v: str | list[str]) -> str | list[str]:
-        if isinstance(v, list) and len(v) != 1:
-            raise ValueError("exactly one prompt per request is supported")
-        return v
 
     def prompt_str(self) -> str:
         return self.prompt if isinstance(self.prompt, str) else self.prompt[0]

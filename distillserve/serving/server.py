@@ -11,7 +11,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI
 
 from distillserve.adapters.adapter_cache import AdapterCache
-from distillserve.adapters.admin_api import student_admin_router
+from distillserve.adapters.admin_api import gateway_admin_router
 from distillserve.adapters.control import StudentControl
 from distillserve.adapters.hotswap import HotSwapper
 from distillserve.adapters.registry_api import gateway_registry_router
@@ -192,9 +192,8 @@ def build_admin_routers(
         student=f"{gw.student.name!r} ({gw.student.kind})",
         registry_written=control.sync.apply_now if control and control.sync else None,
     )
-    admin_key = settings.server.admin_key.get_secret_value() if settings.server.admin_key else None
     return [
-        student_admin_router(student_control, admin_key),
+        gateway_admin_router(settings, student_control),
         gateway_registry_router(settings, student_control),
     ]
 

@@ -13,6 +13,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from distillserve.adapters.admin_audit import AdminAudit
 from distillserve.adapters.promotion import NoActivator, Promoter
 from distillserve.adapters.registry import AdapterCard, AdapterRegistry
 from distillserve.adapters.registry_api import registry_router
@@ -41,7 +42,15 @@ def _app(promoter: Promoter, key: str | None) -> FastAPI:
         router=Router(settings.router),
     )
     return create_app(
-        gateway, extra_routers=[registry_router(promoter.registry, key, activator=promoter.activator)]
+        gateway,
+        extra_routers=[
+            registry_router(
+                promoter.registry,
+                key,
+                activator=promoter.activator,
+                audit=AdminAudit(Path(promoter.registry.url) / "audit.jsonl"),
+            )
+        ],
     )
 
 

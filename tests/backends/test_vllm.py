@@ -134,6 +134,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def gateway_config(s: Stack, *, live: str, path: Path, watch_interval_s: float) -> dict[str, Any]:
     return {
         "server": {"api_keys": [KEY], "admin_key": ADMIN},
+        # The admin API takes adapters only from under the registry or these directories.
+        "admin": {"adapter_roots": [str(s.tmp)]},
         "student": {
             "kind": "vllm",
             "name": "student",
@@ -436,8 +438,16 @@ REFUSALS = {
     # Passes every file check; vLLM's own refusal (a 500 from its load API) is relayed.
     "vllm-refuses-dora": ("student@v9", "dora", "vLLM refused adapter 'student@v9'"),
     "live-name-reused": ("student@v2", "v3", "already live"),
-    "reserved-name": ("student", "v3", "a model name clients already use"),
 }
+
+
+def test_reserved_name_is_a_conflict(stack: Stack, gw: Server) -> None:
+    live = status(gw)["live"]
+    r = admin(gw, "POST", "/student/activate", json={"name": "student", "path": str(stack.adapters["v3"])})
+    assert r.status_code == 409, r.text
+    err = r.json()["error"]
+    assert err["code"] == "adapter_name_taken" and "a model name clients already use" in err["message"]
+    assert status(gw)["live"] == live
 
 
 @pytest.mark.parametrize("case", list(REFUSALS))

@@ -176,6 +176,8 @@ def learning_loop_stack(tmp: Path) -> Iterator[LoopStack]:
                 tmp,
                 {
                     "server": {"api_keys": [KEY], "admin_key": ADMIN_KEY},
+                    # The distiller's registry: the admin API takes adapter paths only from under it.
+                    "registry": {"url": str(tmp / "registry")},
                     "student": {
                         "kind": "vllm",
                         "name": "student",

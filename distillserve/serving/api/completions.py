@@ -16,6 +16,15 @@ from fastapi.responses import Response, StreamingResponse
 from distillserve.monitoring import metrics
 from distillserve.protocol.errors import APIError, api_error_body
 from distillserve.protocol.http import json_response, parse_request, read_body
+from distillserve.protocol.openapi import (
+    API_KEY_SCHEME,
+    COMPLETION_ERRORS,
+    bearer_security,
+    error_responses,
+    raw_json_body,
+    streamed_answer,
+)
+from distillserve.protocol.responses import ChatCompletion, ChatCompletionChunk, TextCompletion
 from distillserve.protocol.schema import ChatCompletionRequest, CompletionRequest
 from distillserve.protocol.sse import DONE, encode_event
 from distillserve.serving.api.auth import APIKeyCheck
@@ -26,17 +35,59 @@ OpenAIRequest = ChatCompletionRequest | CompletionRequest
 RequestModel = type[ChatCompletionRequest] | type[CompletionRequest]
 # Proxies (nginx) must pass events on as they come, and nobody may cache a stream.
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# The bodies these endpoints parse themselves; ``create_app`` puts their schemas in the document.
+REQUEST_MODELS = (ChatCompletionRequest, CompletionRequest)
+ROUTE_NOTE = (
+    "`model: auto` lets the router choose student or teacher; the answer's `x-distillserve-route` "
+    "header says which served it."
+)
+CHAT_EXAMPLES = {
+    "routed": {"model": "auto", "messages": [{"role": "user", "content": "copy: pillow"}], "max_tokens": 16},
+    "streamed": {
+        "model": "auto",
+        "messages": [{"role": "user", "content": "upper: garden"}],
+        "max_tokens": 16,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    },
+}
+TEXT_EXAMPLES = {"routed": {"model": "auto", "prompt": "copy: window", "max_tokens": 16}}
 
 
 def completions_router(gateway: Gateway, authorize: APIKeyCheck) -> APIRouter:
     endpoint = CompletionsEndpoint(gateway, authorize)
-    router = APIRouter()
+    router = APIRouter(tags=["openai"])
+    errors = error_responses(*COMPLETION_ERRORS)
 
-    @router.post("/v1/chat/completions")
+    @router.post(
+        "/v1/chat/completions",
+        summary="Create a chat completion",
+        description=ROUTE_NOTE,
+        responses={
+            200: streamed_answer(ChatCompletion, ChatCompletionChunk, "The answer, or its SSE stream."),
+            **errors,
+        },
+        openapi_extra={
+            **raw_json_body(ChatCompletionRequest, examples=CHAT_EXAMPLES),
+            **bearer_security(API_KEY_SCHEME),
+        },
+    )
     async def chat_completions(request: Request) -> Response:
         return await endpoint.serve(request, ChatCompletionRequest)
 
-    @router.post("/v1/completions")
+    @router.post(
+        "/v1/completions",
+        summary="Create a text completion",
+        description=ROUTE_NOTE,
+        responses={
+            200: streamed_answer(TextCompletion, TextCompletion, "The answer, or its SSE stream."),
+            **errors,
+        },
+        openapi_extra={
+            **raw_json_body(CompletionRequest, examples=TEXT_EXAMPLES),
+            **bearer_security(API_KEY_SCHEME),
+        },
+    )
     async def completions(request: Request) -> Response:
         return await endpoint.serve(request, CompletionRequest)
 

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from distillserve.protocol.errors import APIError, error_body
 from distillserve.protocol.http import error_response, json_response
@@ -22,12 +23,32 @@ async def api_error(_: Request, exc: APIError) -> Response:
 
 
 async def validation_error(_: Request, exc: RequestValidationError) -> Response:
-    return json_response(error_body(str(exc), "invalid_request_error"), 400)
+    """A parameter FastAPI parsed (admin bodies, query and path parameters) was bad: OpenAI's
+    400 naming the first bad ``param``, as ``protocol.http.parse_request`` does for raw bodies."""
+    first = exc.errors()[0] if exc.errors() else {}
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    param = ".".join(loc) or None
+    message = f"Invalid value for '{param}': {first.get('msg')}" if param else str(first.get("msg", exc))
+    return json_response(error_body(message, "invalid_request_error", param), 400)
 
 
-async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
     kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
-    return json_response(error_body(str(exc.detail), kind), exc.status_code)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return json_response(error_body(str(exc.detail), kind), exc.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method served at the request's path. Starlette's 405 names only the first route that
+    matched the path, but one path may have several (POST and DELETE /admin/student/canary)."""
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods and route.path_regex.match(path):
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 async def unexpected_error(_: Request, exc: Exception) -> Response:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from typing import Literal
 
 from fastapi import APIRouter
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from distillserve.protocol.http import json_response
 from distillserve.serving.gateway import Gateway
@@ -14,10 +16,21 @@ from distillserve.serving.gateway import Gateway
 HEALTH_CHECK_TIMEOUT_S = 5.0
 
 
-def liveness_router() -> APIRouter:
-    router = APIRouter()
+class Liveness(BaseModel):
+    status: Literal["ok"]
 
-    @router.get("/healthz")
+
+class Readiness(BaseModel):
+    status: Literal["ready", "degraded", "unavailable"]
+    student: bool
+    teacher: bool
+    live_adapter: str | None
+
+
+def liveness_router() -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Liveness", responses={200: {"model": Liveness}})
     async def healthz() -> Response:
         return json_response({"status": "ok"})
 
@@ -29,7 +42,14 @@ def health_router(gateway: Gateway) -> APIRouter:
     ``degraded`` when only one is; 503 when neither is."""
     router = liveness_router()
 
-    @router.get("/readyz")
+    @router.get(
+        "/readyz",
+        summary="Readiness",
+        responses={
+            200: {"model": Readiness, "description": "The student or the teacher can serve."},
+            503: {"model": Readiness, "description": "Neither backend can serve."},
+        },
+    )
     async def readyz() -> Response:
         student_ok, teacher_ok = await asyncio.gather(
             _healthy(gateway.student.health()), _healthy(gateway.teacher.health())
