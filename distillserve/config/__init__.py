@@ -28,6 +28,7 @@ from distillserve.config.distiller import (
     ReplayConfig,
     TriggerConfig,
 )
+from distillserve.config.keys import BudgetConfig, KeyEntry, KeysConfig
 from distillserve.config.monitoring import MonitoringConfig
 from distillserve.config.paths import REPO_ROOT, cache_dir
 from distillserve.config.registry import RegistryConfig
@@ -50,6 +51,7 @@ __all__ = [
     "BackendBase",
     "BackendConfig",
     "BackendKind",
+    "BudgetConfig",
     "CascadeConfig",
     "ConfigError",
     "DistillerConfig",
@@ -58,6 +60,8 @@ __all__ = [
     "EvalConfig",
     "GateConfig",
     "KDConfig",
+    "KeyEntry",
+    "KeysConfig",
     "LoraAdapterConfig",
     "MonitoringConfig",
     "OpenAIBackendConfig",

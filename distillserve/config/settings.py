@@ -30,6 +30,7 @@ from distillserve.config.backends import (
     TestbedBackendConfig,
 )
 from distillserve.config.distiller import DistillerConfig
+from distillserve.config.keys import KeysConfig
 from distillserve.config.monitoring import MonitoringConfig
 from distillserve.config.registry import RegistryConfig
 from distillserve.config.router import RouterConfig
@@ -66,6 +67,7 @@ class Settings(BaseSettings):
     distiller: DistillerConfig = Field(default_factory=DistillerConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    keys: KeysConfig = Field(default_factory=KeysConfig)
 
     def __init__(self, _config_file: str | Path | None = None, **values: Any) -> None:
         """``_config_file``: a YAML file read below the environment (else ``$DISTILLSERVE_CONFIG``)."""

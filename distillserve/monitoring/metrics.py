@@ -33,7 +33,8 @@ STATUSES = ("200", "400", "401", "404", "413", "499", "500", "503", "504")
 REJECTED_STATUSES = ("400", "401", "404", "413")
 BACKEND_ERROR_KINDS = ("backend_unavailable", "backend_timeout", "server_error", "invalid_request_error")
 ROUTE_REASONS = ("score", "forced", "key_override", "pinned")
-TEACHER_LOG_OUTCOMES = ("produced", "spooled", "replayed", "dropped", "dead_lettered")
+# "opted_out": served, but kept out of the log by its key or its x-distillserve-log header.
+TEACHER_LOG_OUTCOMES = ("produced", "spooled", "replayed", "dropped", "dead_lettered", "opted_out")
 SHADOW_OUTCOMES = (
     "agree",  # teacher answered, the pair agrees
     "disagree",  # teacher answered, the pair disagrees
@@ -147,7 +148,7 @@ def _teacher_log(m: _Maker) -> dict[str, Any]:
     return dict(
         TEACHER_LOG_RECORDS=m.counter(
             "distillserve_teacher_log_records_total",
-            "Teacher-log records by outcome (produced, spooled, replayed, dropped, dead_lettered).",
+            "Teacher-log records by outcome (produced, spooled, replayed, dropped, dead_lettered, opted_out).",
             ["outcome"],
         ),
         TEACHER_LOG_QUEUE_DEPTH=m.gauge("distillserve_teacher_log_queue_depth", "Records waiting in memory."),
@@ -245,6 +246,21 @@ def _drift(m: _Maker) -> dict[str, Any]:
     )
 
 
+def _keys(m: _Maker) -> dict[str, Any]:
+    return dict(
+        KEY_REFUSALS=m.counter(
+            "distillserve_key_refusals_total",
+            "Requests refused by their key's limits (reason: requests, tokens, budget).",
+            ["tenant", "reason"],
+        ),
+        KEY_LIMITER_ERRORS=m.counter(
+            "distillserve_key_limiter_errors_total",
+            "Rate-limit storage unreachable: the request was served unlimited (step: admit, settle).",
+            ["step"],
+        ),
+    )
+
+
 def _engine(m: _Maker) -> dict[str, Any]:
     return dict(
         ENGINE_RUNNING=m.gauge(
@@ -306,6 +322,8 @@ class Metrics:
     ENGINE_WAITING: Gauge
     ENGINE_GENERATED_TOKENS: Counter
     ENGINE_BATCH_ROWS: Histogram
+    KEY_REFUSALS: Counter
+    KEY_LIMITER_ERRORS: Counter
 
 
 def declare(registry: CollectorRegistry) -> Metrics:
@@ -319,6 +337,7 @@ def declare(registry: CollectorRegistry) -> Metrics:
         **_distiller(m),
         **_drift(m),
         **_engine(m),
+        **_keys(m),
     )
 
 
@@ -364,3 +383,5 @@ ENGINE_RUNNING = DEFAULT.ENGINE_RUNNING
 ENGINE_WAITING = DEFAULT.ENGINE_WAITING
 ENGINE_GENERATED_TOKENS = DEFAULT.ENGINE_GENERATED_TOKENS
 ENGINE_BATCH_ROWS = DEFAULT.ENGINE_BATCH_ROWS
+KEY_REFUSALS = DEFAULT.KEY_REFUSALS
+KEY_LIMITER_ERRORS = DEFAULT.KEY_LIMITER_ERRORS

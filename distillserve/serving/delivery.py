@@ -4,6 +4,7 @@ only when asked for, teacher answers logged, student answers offered to the shad
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable
@@ -15,6 +16,7 @@ from distillserve.monitoring import metrics
 from distillserve.protocol.errors import APIError
 from distillserve.protocol.reasoning import ThinkStreamFilter, strip_message
 from distillserve.protocol.schema import ChatCompletionRequest
+from distillserve.serving.keys.call_context import current_tenant, may_log, note_usage
 from distillserve.serving.route_plan import Request, RoutePlan
 from distillserve.serving.stream_gathering import StreamState, has_content, strip_chunk
 from distillserve.teacher_log.answer import TeacherAnswer
@@ -73,12 +75,13 @@ class AnswerDelivery:
         chat = isinstance(request, ChatCompletionRequest)
         body["model"] = plan.public_model
         count_tokens(plan.route, body.get("usage"))
+        note_usage(body.get("usage"))
         choice = (body.get("choices") or [{}])[0]
         if plan.route == "teacher":
             self.log_teacher(TeacherAnswer.from_body(request, plan.teacher_origin(), body))
             if self.strip_reasoning and chat:
                 strip_message(choice.get("message", {}))
-        elif chat and self.shadow is not None:
+        elif chat and self.shadow is not None and may_log():
             text = (choice.get("message") or {}).get("content") or ""
             self.shadow.maybe_shadow(request, text, plan.model)  # type: ignore[arg-type]
         body["distillserve"] = plan.annotation()
@@ -124,17 +127,21 @@ class AnswerDelivery:
         finally:
             await close_stream(it)
         count_tokens(plan.route, state.usage)
+        note_usage(state.usage)
         if plan.route == "teacher":
             self.log_teacher(state.teacher_answer(request, plan.teacher_origin()))
-        elif chat and self.shadow is not None:
+        elif chat and self.shadow is not None and may_log():
             self.shadow.maybe_shadow(request, state.text, plan.model)  # type: ignore[arg-type]
 
     # -- the teacher log --------------------------------------------------------------------------
     def log_teacher(self, answer: TeacherAnswer) -> None:
         if not self.log_teacher_answers:
             return
+        if not may_log():  # served, never logged: no record, no replay, no router memory
+            metrics.TEACHER_LOG_RECORDS.labels(outcome="opted_out").inc()
+            return
         try:
-            record = answer.to_record()
+            record = dataclasses.replace(answer, tenant=current_tenant()).to_record()
             self.sink.submit(record)
             if record.messages is not None and self.on_teacher_answer is not None:
                 self.on_teacher_answer(record.messages, answer.text)

@@ -53,6 +53,7 @@ class TeacherAnswer:
     #: OpenAI ``logprobs.content`` entries: ``{"token", "logprob", "top_logprobs": [...]}``.
     logprobs: list[dict[str, Any]] | None = None
     response_id: str | None = None
+    tenant: str | None = None
 
     @classmethod
     def from_body(cls, request: Request, origin: AnswerOrigin, body: dict[str, Any]) -> TeacherAnswer:
@@ -109,6 +110,7 @@ class TeacherAnswer:
             logprobs=[_token_logprob(e) for e in self.logprobs] if self.logprobs else None,
             student_model=origin.student_model,
             student_text=origin.student_text,
+            tenant=self.tenant,
         )
 
 

@@ -51,6 +51,8 @@ class TeacherLogRecord(BaseModel):
     # Shadow pairs: what the student answered to the same prompt.
     student_model: str | None = None
     student_text: str | None = None
+    # The caller's tenant (its API key's), when the request came with a keyed policy.
+    tenant: str | None = None
 
     def to_json(self) -> bytes:
         # pydantic's own serializer: 5x faster than model_dump + orjson, and the same JSON.
