@@ -10,6 +10,7 @@ The config holds only the keys' SHA-256 hashes; the tests send the keys themselv
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from tests.support.servers import Server, start_gateway, start_testbed_teacher
 
 RPM_KEY = "sk-test-rpm"
 TPM_KEY = "sk-test-tpm"
+STREAM_KEY = "sk-test-stream"
 BUDGET_KEY = "sk-test-budget"
 FREE_KEY = "sk-test-free"  # student only, model "auto" only, max_tokens <= 32, no route forcing
 PRIVATE_KEY = "sk-test-private"  # its traffic is never logged
@@ -42,6 +44,7 @@ def _entries() -> list[dict[str, object]]:
     return [
         {"sha256": hash_key(RPM_KEY), "tenant": "acme", "rpm_limit": 3},
         {"sha256": hash_key(TPM_KEY), "tenant": "acme", "tpm_limit": TPM_LIMIT},
+        {"sha256": hash_key(STREAM_KEY), "tenant": "acme", "tpm_limit": TPM_LIMIT},
         {
             "sha256": hash_key(BUDGET_KEY),
             "tenant": "beta",
@@ -171,6 +174,34 @@ def test_tokens_per_minute_reserves_then_corrects_across_gateways(gateways: tupl
     assert 1 <= int(headers["retry-after"]) <= 60
     # The refused reservation was given back: exactly what is left still fits.
     fits = chat(b, TPM_KEY, EASY, max_tokens=too_many - 1)
+    assert fits.headers["x-ratelimit-remaining-tokens"] == "0"
+
+
+def test_a_streamed_answer_is_settled_by_its_usage(gateways: tuple[Server, Server]) -> None:
+    a, b = gateways
+    stream = client(a, STREAM_KEY).chat.completions.with_raw_response.create(
+        model="auto",
+        messages=[{"role": "user", "content": EASY}],
+        max_tokens=200,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    assert int(stream.headers["x-ratelimit-remaining-tokens"]) == TPM_LIMIT - reserve(EASY, 200)
+    chunks = list(stream.parse())
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    usage = chunks[-1].usage
+    assert usage is not None and usage.total_tokens < reserve(EASY, 200)
+    # Settled after the stream's end, off the request's task: once it is, exactly the rest fits
+    # (on the other gateway); until then the uncorrected reservation leaves too little.
+    rest = TPM_LIMIT - usage.total_tokens
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            fits = chat(b, STREAM_KEY, EASY, max_tokens=rest - reserve(EASY, 0))
+            break
+        except openai.RateLimitError:
+            assert time.monotonic() < deadline, "the stream's reservation was never corrected"
+            time.sleep(0.05)
     assert fits.headers["x-ratelimit-remaining-tokens"] == "0"
 
 
