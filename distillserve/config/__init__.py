@@ -30,6 +30,7 @@ from distillserve.config.distiller import (
     TriggerConfig,
 )
 from distillserve.config.grading import GraderConfig, GradingConfig, GradingRule
+from distillserve.config.keys import BudgetConfig, KeyEntry, KeysConfig
 from distillserve.config.monitoring import MonitoringConfig
 from distillserve.config.paths import REPO_ROOT, cache_dir
 from distillserve.config.registry import RegistryConfig
@@ -53,6 +54,7 @@ __all__ = [
     "BackendBase",
     "BackendConfig",
     "BackendKind",
+    "BudgetConfig",
     "CascadeConfig",
     "ConfigError",
     "DistillerConfig",
@@ -64,6 +66,8 @@ __all__ = [
     "GradingConfig",
     "GradingRule",
     "KDConfig",
+    "KeyEntry",
+    "KeysConfig",
     "LoraAdapterConfig",
     "MonitoringConfig",
     "OpenAIBackendConfig",

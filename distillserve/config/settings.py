@@ -32,6 +32,7 @@ from distillserve.config.backends import (
 )
 from distillserve.config.distiller import DistillerConfig
 from distillserve.config.grading import GradingConfig
+from distillserve.config.keys import KeysConfig
 from distillserve.config.monitoring import MonitoringConfig
 from distillserve.config.registry import RegistryConfig
 from distillserve.config.router import RouterConfig
@@ -70,6 +71,7 @@ class Settings(BaseSettings):
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     grading: GradingConfig = Field(default_factory=GradingConfig)
     admin: AdminConfig = Field(default_factory=AdminConfig)
+    keys: KeysConfig = Field(default_factory=KeysConfig)
 
     def __init__(self, _config_file: str | Path | None = None, **values: Any) -> None:
         """``_config_file``: a YAML file read below the environment (else ``$DISTILLSERVE_CONFIG``)."""

@@ -45,7 +45,16 @@ ROUTE_REASONS = ("score", "forced", "key_override", "pinned", "capability")
 FEATURES = ("tools", "json_schema", "vision")
 UNSUPPORTED_FEATURE_OUTCOMES = ("teacher", "refused")
 # invalid: a teacher answer that could not become a record (dead-lettered by the gateway).
-TEACHER_LOG_OUTCOMES = ("produced", "spooled", "replayed", "dropped", "dead_lettered", "invalid")
+# "opted_out": served, but kept out of the log by its key or its x-distillserve-log header.
+TEACHER_LOG_OUTCOMES = (
+    "produced",
+    "spooled",
+    "replayed",
+    "dropped",
+    "dead_lettered",
+    "invalid",
+    "opted_out",
+)
 SHADOW_OUTCOMES = (
     "agree",  # teacher answered, the pair agrees
     "disagree",  # teacher answered, the pair disagrees
@@ -179,7 +188,7 @@ def _teacher_log(m: _Maker) -> dict[str, Any]:
     return dict(
         TEACHER_LOG_RECORDS=m.counter(
             "distillserve_teacher_log_records_total",
-            "Teacher-log records by outcome (produced, spooled, replayed, dropped, dead_lettered, invalid).",
+            "Teacher-log records by outcome (produced, spooled, replayed, dropped, dead_lettered, invalid, opted_out).",
             ["outcome"],
         ),
         TEACHER_LOG_QUEUE_DEPTH=m.gauge("distillserve_teacher_log_queue_depth", "Records waiting in memory."),
@@ -307,6 +316,21 @@ def _drift(m: _Maker) -> dict[str, Any]:
     )
 
 
+def _keys(m: _Maker) -> dict[str, Any]:
+    return dict(
+        KEY_REFUSALS=m.counter(
+            "distillserve_key_refusals_total",
+            "Requests refused by their key's limits (reason: requests, tokens, budget).",
+            ["tenant", "reason"],
+        ),
+        KEY_LIMITER_ERRORS=m.counter(
+            "distillserve_key_limiter_errors_total",
+            "Rate-limit storage unreachable: the request was served unlimited (step: admit, settle).",
+            ["step"],
+        ),
+    )
+
+
 def _engine(m: _Maker) -> dict[str, Any]:
     return dict(
         ENGINE_RUNNING=m.gauge(
@@ -399,6 +423,8 @@ class Metrics:
     LLM_CALLS: Counter
     LLM_TOKENS: Counter
     JUDGE_CACHE: Counter
+    KEY_REFUSALS: Counter
+    KEY_LIMITER_ERRORS: Counter
 
 
 def declare(registry: CollectorRegistry) -> Metrics:
@@ -414,6 +440,7 @@ def declare(registry: CollectorRegistry) -> Metrics:
         **_drift(m),
         **_engine(m),
         **_grading(m),
+        **_keys(m),
     )
 
 
@@ -468,3 +495,5 @@ JUDGE_CACHE = DEFAULT.JUDGE_CACHE
 REGISTRY_SYNCS = DEFAULT.REGISTRY_SYNCS
 REGISTRY_IN_SYNC = DEFAULT.REGISTRY_IN_SYNC
 REGISTRY_CONVERGENCE = DEFAULT.REGISTRY_CONVERGENCE
+KEY_REFUSALS = DEFAULT.KEY_REFUSALS
+KEY_LIMITER_ERRORS = DEFAULT.KEY_LIMITER_ERRORS

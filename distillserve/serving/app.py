@@ -20,6 +20,7 @@ from distillserve.serving.api.health import health_router
 from distillserve.serving.api.metrics import metrics_router
 from distillserve.serving.api.models import models_router
 from distillserve.serving.gateway import Gateway
+from distillserve.serving.keys.enforcement import KeyEnforcement
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -37,12 +38,13 @@ def create_app(
     extra_routers: Sequence[APIRouter] | None = None,
 ) -> FastAPI:
     """The OpenAI endpoints, health and metrics of ``gateway``, plus ``extra_routers`` (the admin
-    APIs). Clients need one of ``server.api_keys`` when any is configured."""
-    authorize = APIKeyCheck(gateway.settings.server.api_keys)
+    APIs). Clients need a key of ``keys`` or ``server.api_keys`` when any is configured."""
+    keys = KeyEnforcement.from_settings(gateway.settings)
+    authorize = APIKeyCheck(keys.ring)
     app = FastAPI(title="distillserve", lifespan=lifespan, docs_url=None, redoc_url=None)
     add_error_handlers(app)
     routers = [
-        completions_router(gateway, authorize),
+        completions_router(gateway, authorize, keys),
         models_router(gateway.model_ids, owned_by="distillserve", authorize=authorize),
         health_router(gateway),
         metrics_router(),

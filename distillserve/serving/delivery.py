@@ -4,6 +4,7 @@ only when asked for, teacher answers logged, student answers offered to the shad
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable
@@ -16,6 +17,7 @@ from distillserve.protocol.errors import APIError
 from distillserve.protocol.logprobs import fit_logprobs
 from distillserve.protocol.reasoning import ThinkStreamFilter, strip_message
 from distillserve.protocol.schema import ChatCompletionRequest
+from distillserve.serving.keys.call_context import current_tenant, may_log, note_usage
 from distillserve.serving.route_plan import Request, RoutePlan
 from distillserve.serving.stream_gathering import StreamState, has_content, strip_chunk
 from distillserve.teacher_log.answer import TeacherAnswer
@@ -76,12 +78,13 @@ class AnswerDelivery:
         chat = isinstance(request, ChatCompletionRequest)
         body["model"] = plan.public_model
         count_tokens(plan.route, body.get("usage"))
+        note_usage(body.get("usage"))
         choice = (body.get("choices") or [{}])[0]
         if plan.route == "teacher":
             self.log_teacher(TeacherAnswer.from_body(request, plan.teacher_origin(), body))
             if self.strip_reasoning and chat:
                 strip_message(choice.get("message", {}))
-        elif chat and self.shadow is not None:
+        elif chat and self.shadow is not None and may_log():
             text = (choice.get("message") or {}).get("content") or ""
             self.shadow.maybe_shadow(request, text, plan.model)  # type: ignore[arg-type]
         fit_logprobs(choice, request)  # after logging: the teacher's top-k stay in the log only
@@ -127,17 +130,22 @@ class AnswerDelivery:
         finally:
             await close_stream(it)
         count_tokens(plan.route, state.usage)
+        note_usage(state.usage)
         if plan.route == "teacher":
             self.log_teacher(state.teacher_answer(request, plan.teacher_origin()))
-        elif chat and self.shadow is not None:
+        elif chat and self.shadow is not None and may_log():
             self.shadow.maybe_shadow(request, state.text, plan.model)  # type: ignore[arg-type]
 
     # -- the teacher log --------------------------------------------------------------------------
     def log_teacher(self, answer: TeacherAnswer) -> None:
         if not self.log_teacher_answers:
             return
+        if not may_log():  # served, never logged: no record, no replay, no router memory
+            metrics.TEACHER_LOG_RECORDS.labels(outcome="opted_out").inc()
+            return
         try:
-            record = log_answer(self.sink, answer)  # an invalid answer is dead-lettered and counted
+            # an invalid answer is dead-lettered and counted
+            record = log_answer(self.sink, dataclasses.replace(answer, tenant=current_tenant()))
             if record is not None and record.messages is not None and self.on_teacher_answer is not None:
                 self.on_teacher_answer(record.messages, answer.text, record.task)
         except Exception:  # logging must never fail a request; the sink counts its own drops

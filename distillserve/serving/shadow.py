@@ -11,6 +11,7 @@ counted), each is abandoned after ``timeout_s``, and every failure stays inside 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import time
@@ -24,6 +25,7 @@ from distillserve.monitoring.drift import AgreementTracker
 from distillserve.protocol.backend import Backend
 from distillserve.protocol.errors import APIError
 from distillserve.protocol.schema import ChatCompletionRequest
+from distillserve.serving.keys.call_context import current_tenant
 from distillserve.teacher_log.answer import AnswerOrigin, TeacherAnswer
 from distillserve.teacher_log.intake import log_answer
 from distillserve.teacher_log.sink import TeacherLogSink
@@ -148,7 +150,7 @@ class ShadowSampler:
     def _log_pair(self, answer: TeacherAnswer) -> None:
         # The same record builder as for teacher-served requests, so both kinds share one shape.
         try:
-            log_answer(self.sink, answer)
+            log_answer(self.sink, dataclasses.replace(answer, tenant=current_tenant()))
         except Exception:  # the sink counts its own drops; a record we cannot build is logged
             log.exception("could not log a shadow pair")
 

@@ -61,6 +61,7 @@ class TeacherAnswer:
     content_parts: list[dict[str, Any]] | None = None
     system_fingerprint: str | None = None
     message_extras: dict[str, Any] | None = None
+    tenant: str | None = None
 
     @classmethod
     def from_body(cls, request: Request, origin: AnswerOrigin, body: dict[str, Any]) -> TeacherAnswer:
@@ -127,6 +128,7 @@ class TeacherAnswer:
             student_model=origin.student_model,
             student_text=origin.student_text,
             task=task_of((request.model_extra or {}).get("metadata")),
+            tenant=self.tenant,
         )
 
 

@@ -72,6 +72,8 @@ class TeacherLogRecord(BaseModel):
     student_text: str | None = None
     # The request's ``metadata.task`` tag, so the grader chosen for its class can be chosen again.
     task: str | None = None
+    # The caller's tenant (its API key's), when the request came with a keyed policy.
+    tenant: str | None = None
 
     def to_json(self) -> bytes:
         # pydantic's own serializer: 5x faster than model_dump + orjson, and the same JSON.

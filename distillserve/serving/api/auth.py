@@ -2,33 +2,30 @@
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Sequence
-
 from fastapi import Request
-from pydantic import SecretStr
 
 from distillserve.protocol.errors import Unauthorized
 from distillserve.protocol.http import bearer_token
+from distillserve.serving.keys.keyring import Caller, KeyRing
 
 
 class APIKeyCheck:
-    """Lets a request through when it carries one of ``keys`` as its bearer token; with no keys
-    configured every request passes. Returns the token (the router may key on it).
+    """Lets a request through when its bearer token is a key of ``ring`` and returns who called
+    (tenant and policy); with no keys configured every request passes, as an unrestricted caller.
 
     Usable as a FastAPI dependency (``Depends(check)``) or called directly, as the completion
     endpoints do so that a refused key is counted in their metrics."""
 
-    def __init__(self, keys: Sequence[SecretStr]) -> None:
-        self._keys = [k.get_secret_value().encode() for k in keys]
+    def __init__(self, ring: KeyRing) -> None:
+        self.ring = ring
 
-    def __call__(self, request: Request) -> str | None:
+    def __call__(self, request: Request) -> Caller:
         token = bearer_token(request)
-        if not self._keys:
-            return token
+        if not self.ring.required:
+            return self.ring.anonymous(token)
         if token is None:
             raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'.")
-        # Bytes, not str: compare_digest refuses non-ASCII str, which would turn a bad key into a 500.
-        if not any(hmac.compare_digest(token.encode(), key) for key in self._keys):
+        caller = self.ring.lookup(token)
+        if caller is None:
             raise Unauthorized("Incorrect API key provided.")
-        return token
+        return caller

@@ -1,5 +1,6 @@
 """``POST /v1/chat/completions`` and ``/v1/completions`` through the gateway: check the key, parse
-the body (size-limited), route, then answer with one JSON body or an SSE stream. Every request is
+the body (size-limited), apply the key's policy and limits (``serving.keys``), route, then answer
+with one JSON body or an SSE stream, and settle the key's limits with the answer's usage. Every request is
 counted in ``distillserve_requests_total`` and its duration histogram; one rejected before routing
 (bad key, bad body, unknown model) under route and backend ``"none"``."""
 
@@ -29,6 +30,11 @@ from distillserve.protocol.schema import ChatCompletionRequest, CompletionReques
 from distillserve.protocol.sse import DONE, encode_event
 from distillserve.serving.api.auth import APIKeyCheck
 from distillserve.serving.gateway import Gateway, RoutePlan
+from distillserve.serving.keys.budget import ServedTokens
+from distillserve.serving.keys.call_context import LOG_HEADER, current_call
+from distillserve.serving.keys.enforcement import KeyEnforcement
+from distillserve.serving.keys.limiter import Admission
+from distillserve.serving.keys.refusals import KeyLimitError
 
 Endpoint = Literal["chat", "completions"]
 OpenAIRequest = ChatCompletionRequest | CompletionRequest
@@ -54,8 +60,8 @@ CHAT_EXAMPLES = {
 TEXT_EXAMPLES = {"routed": {"model": "auto", "prompt": "copy: window", "max_tokens": 16}}
 
 
-def completions_router(gateway: Gateway, authorize: APIKeyCheck) -> APIRouter:
-    endpoint = CompletionsEndpoint(gateway, authorize)
+def completions_router(gateway: Gateway, authorize: APIKeyCheck, keys: KeyEnforcement) -> APIRouter:
+    endpoint = CompletionsEndpoint(gateway, authorize, keys)
     router = APIRouter(tags=["openai"])
     errors = error_responses(*COMPLETION_ERRORS)
 
@@ -97,46 +103,63 @@ def completions_router(gateway: Gateway, authorize: APIKeyCheck) -> APIRouter:
 class CompletionsEndpoint:
     """Serves one completion request of either kind; the two differ only in the body model."""
 
-    def __init__(self, gateway: Gateway, authorize: APIKeyCheck) -> None:
+    def __init__(self, gateway: Gateway, authorize: APIKeyCheck, keys: KeyEnforcement) -> None:
         self.gateway = gateway
         self.authorize = authorize
+        self.keys = keys
         self.max_body_bytes = gateway.settings.server.max_body_bytes
 
     async def serve(self, request: Request, model: RequestModel) -> Response:
         started = time.perf_counter()
         endpoint: Endpoint = "chat" if model is ChatCompletionRequest else "completions"
         try:
-            req, plan = await self._plan(request, model)
+            req, plan, admission = await self._plan(request, model)
+        except KeyLimitError as exc:  # a 429 with its x-ratelimit-* / Retry-After headers
+            _observe_rejected(endpoint, str(exc.status_code), started)
+            return json_response(api_error_body(exc), exc.status_code, headers=exc.headers)
         except APIError as exc:  # rejected before routing: counted under route "none"
             _observe_rejected(endpoint, str(exc.status_code), started)
             raise
         if req.stream:
-            return await self._stream(req, plan, endpoint, started)
-        return await self._complete(req, plan, endpoint, started)
+            return await self._stream(req, plan, admission, endpoint, started)
+        return await self._complete(req, plan, admission, endpoint, started)
 
-    async def _plan(self, request: Request, model: RequestModel) -> tuple[OpenAIRequest, RoutePlan]:
-        api_key = self.authorize(request)
+    async def _plan(
+        self, request: Request, model: RequestModel
+    ) -> tuple[OpenAIRequest, RoutePlan, Admission]:
+        caller = self.authorize(request)
         req = parse_request(await read_body(request, self.max_body_bytes), model)
         forced = request.headers.get(self.gateway.router.cfg.force_header)
-        return req, await self.gateway.plan(req, forced=forced, api_key=api_key)
+        req = self.keys.checked(caller, req, forced)
+        admission = await self.keys.admit(caller, req)
+        try:
+            plan = await self.gateway.plan(req, forced=forced, api_key=caller.token)
+            plan = self.keys.restricted(caller, plan)
+        except APIError:
+            await admission.settle(ServedTokens(0, 0))  # nothing served: the reservation goes back
+            raise
+        self.keys.enter(caller, request.headers.get(LOG_HEADER))
+        return req, plan, admission
 
     async def _complete(
-        self, req: OpenAIRequest, plan: RoutePlan, endpoint: Endpoint, started: float
+        self, req: OpenAIRequest, plan: RoutePlan, admission: Admission, endpoint: Endpoint, started: float
     ) -> Response:
         metrics.REQUESTS_IN_FLIGHT.labels(route=plan.route).inc()
-        status, served = "200", plan
+        status, served, used = "200", plan, ServedTokens(0, 0)  # a failure charges nothing
         try:
             body, served = await self.gateway.complete(req, plan)
-            return json_response(body, headers=served.headers())
+            used = self.keys.served(admission, body.get("usage"), served.public_model)
+            return json_response(body, headers={**served.headers(), **admission.headers()})
         except APIError as exc:
             status = str(exc.status_code)
             raise
         finally:
             metrics.REQUESTS_IN_FLIGHT.labels(route=plan.route).dec()
             _observe(endpoint, served, status, started)
+            await admission.settle(used)
 
     async def _stream(
-        self, req: OpenAIRequest, plan: RoutePlan, endpoint: Endpoint, started: float
+        self, req: OpenAIRequest, plan: RoutePlan, admission: Admission, endpoint: Endpoint, started: float
     ) -> Response:
         # The first chunk is fetched before the response starts, so a dead backend still gets
         # a proper error status (or a fallback) rather than a 200 with an error inside.
@@ -144,11 +167,12 @@ class CompletionsEndpoint:
             it, first, served = await self.gateway.open_stream(req, plan)
         except APIError as exc:
             _observe(endpoint, plan, str(exc.status_code), started)
+            await admission.settle(ServedTokens(0, 0))
             raise
         return StreamingResponse(
-            self._events(req, served, it, first, endpoint, started),
+            self._events(req, served, it, first, endpoint, started, admission),
             media_type="text/event-stream",
-            headers={**served.headers(), **STREAM_HEADERS},
+            headers={**served.headers(), **admission.headers(), **STREAM_HEADERS},
         )
 
     async def _events(
@@ -159,6 +183,7 @@ class CompletionsEndpoint:
         first: dict[str, Any] | None,
         endpoint: Endpoint,
         started: float,
+        admission: Admission,
     ) -> AsyncIterator[bytes]:
         status = "200"
         metrics.REQUESTS_IN_FLIGHT.labels(route=served.route).inc()
@@ -177,6 +202,9 @@ class CompletionsEndpoint:
         finally:
             metrics.REQUESTS_IN_FLIGHT.labels(route=served.route).dec()
             _observe(endpoint, served, status, started)
+            call = current_call()
+            usage = call.usage if call is not None else None
+            self.keys.settle_later(admission, self.keys.served(admission, usage, served.public_model))
 
 
 def _observe_rejected(endpoint: Endpoint, status: str, started: float) -> None:
