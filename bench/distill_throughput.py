@@ -33,7 +33,13 @@ import torch
 
 from distillserve.config import DistillerConfig
 from distillserve.distiller.replay import labelled_examples
-from distillserve.distiller.trainer import load_base, lora_config, resolve_device, train_adapter
+from distillserve.distiller.trainer import (
+    load_base,
+    lora_config,
+    resolve_device,
+    train_adapter,
+    training_seq_len,
+)
 from distillserve.testbed.tasks import BASE_TASKS, sample
 
 
@@ -56,7 +62,7 @@ def plain_loop(base: Path, examples: list[Any], cfg: DistillerConfig, work: Path
     device = resolve_device(cfg.device)
     set_seed(cfg.seed)
     model, tokenizer = load_base(base, device)
-    encoded = ChatEncoder(tokenizer, cfg.optim.max_seq_len).encode_all(examples)
+    encoded = ChatEncoder(tokenizer, training_seq_len(base, cfg.optim.max_seq_len)).encode_all(examples)
     model = get_peft_model(model, lora_config(cfg.lora))
     collate = DistillationCollator(tokenizer.pad_token_id)
     steps = math.ceil(len(encoded) / cfg.optim.batch_size) * cfg.optim.epochs
@@ -103,7 +109,7 @@ def trl_sft(base: Path, examples: list[Any], cfg: DistillerConfig, work: Path) -
         num_train_epochs=cfg.optim.epochs,
         learning_rate=cfg.optim.learning_rate,
         lr_scheduler_type="linear",
-        max_length=cfg.optim.max_seq_len,
+        max_length=training_seq_len(base, cfg.optim.max_seq_len),
         completion_only_loss=True,
         seed=cfg.seed,
         data_seed=cfg.seed,

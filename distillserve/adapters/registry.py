@@ -151,6 +151,14 @@ def _version_number(v: str) -> int:
     return int(m.group(1)) if m else -1
 
 
+def _checked(version: str) -> str:
+    """``version`` if it names a version (``vN``); anything else (``..``, a path) is no version, so
+    no caller can reach a file outside ``versions/``."""
+    if _version_number(version) < 0:
+        raise VersionNotFound(f"no version {version!r}")
+    return version
+
+
 class AdapterRegistry:
     """All versions of the adapters of one base model."""
 
@@ -182,7 +190,7 @@ class AdapterRegistry:
         return posixpath.join(self.root, *parts)
 
     def version_path(self, version: str) -> str:
-        return self._p("versions", version)
+        return self._p("versions", _checked(version))
 
     def local_path(self, version: str) -> str:
         """A path engines can load: the folder itself, or the URL for remote stores."""
@@ -248,7 +256,7 @@ class AdapterRegistry:
         return "candidate"
 
     def card(self, version: str) -> AdapterCard:
-        p = self._p("versions", version, CARD)
+        p = self._p("versions", _checked(version), CARD)
         if not self.fs.exists(p):
             raise VersionNotFound(f"no version {version!r} of {self.base_model}")
         card = AdapterCard.model_validate(orjson.loads(self.fs.cat_file(p)))

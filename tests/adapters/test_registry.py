@@ -236,3 +236,15 @@ def test_gate_promotes_only_a_clear_gain_without_regression() -> None:
     assert not forgot.promote and "past_heldout fell by 0.600" in forgot.reasons[0]
     empty = decide({"candidate": {}, "live": {}}, **kw)
     assert not empty.promote and "no held-out" in empty.reasons[0]
+
+
+def test_a_version_name_never_reaches_outside_versions(tmp_path: Path, adapter_dir: Path) -> None:
+    reg = AdapterRegistry(str(tmp_path), "tiny")
+    reg.register(adapter_dir, _card())
+    # A card one level above versions/ (what `GET /admin/registry/versions/..` would have read).
+    shutil.copy(Path(reg.version_path("v1"), "card.json"), Path(reg.root, "card.json"))
+    for name in ("..", "../v1", "v1/..", "", "latest"):
+        with pytest.raises(VersionNotFound):
+            reg.card(name)
+        with pytest.raises(VersionNotFound):
+            reg.version_path(name)

@@ -245,7 +245,10 @@ def test_rendered_config_is_what_the_code_reads(
     settings = load_settings(path)
     assert settings.server.admin_key is not None and settings.server.api_keys
     services = {d["metadata"]["name"]: d for d in by_kind(docs, "Service")}
-    vllm_svc = one(docs, "Service", "vllm")
+    # Each gateway resolves the headless Service to every vLLM replica (issue 19).
+    vllm_svc = one(docs, "Service", "vllm-replicas")
+    assert vllm_svc["spec"]["clusterIP"] == "None"
+    assert settings.student.resolve_replicas
     assert (
         settings.student.url
         == f"http://{vllm_svc['metadata']['name']}:{vllm_svc['spec']['ports'][0]['port']}/v1"
