@@ -102,8 +102,32 @@ class NamedToolChoice(BaseModel):
     function: NamedFunction
 
 
+# What the validators below refuse, said in the JSON Schema as well, so the published document
+# (and a fuzzer reading it) knows that such a body is invalid.
+_JSON_SCHEMA_NEEDS_A_NAME = {
+    "if": {"properties": {"type": {"const": "json_schema"}}, "required": ["type"]},
+    "then": {
+        "properties": {
+            "json_schema": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}},
+                "required": ["name"],
+            }
+        },
+        "required": ["json_schema"],
+    },
+}
+_TOOL_TURN_NEEDS_ITS_CALL = {
+    "if": {"properties": {"role": {"const": "tool"}}, "required": ["role"]},
+    "then": {
+        "properties": {"tool_call_id": {"type": "string", "minLength": 1}},
+        "required": ["tool_call_id"],
+    },
+}
+
+
 class ResponseFormat(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=_JSON_SCHEMA_NEEDS_A_NAME)
     type: Literal["text", "json_object", "json_schema"]
     # ``{"name", "schema", "strict", "description"}``: kept as a plain dict so it passes through as sent.
     json_schema: dict[str, Any] | None = None
@@ -116,7 +140,7 @@ class ResponseFormat(BaseModel):
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=_TOOL_TURN_NEEDS_ITS_CALL)
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[ContentPart] | None = None
     name: str | None = None

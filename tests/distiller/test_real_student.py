@@ -74,7 +74,7 @@ class Spy:
             self.evaluated.append({k: list(v) for k, v in sets.items()})
             return compare(evaluator, candidate, live, sets)
 
-        monkeypatch.setattr(worker_module, "train_adapter", spy_train)
+        self.train = spy_train  # the worker's ``train=`` seam (the trainer of one process or of several)
         monkeypatch.setattr(worker_module, "compare", spy_compare)
 
 
@@ -108,6 +108,7 @@ def test_a_smollm2_student_trains_and_is_gated_on_its_own_traffic_only(
         registry=registry,
         promoter=Promoter(registry, NoActivator()),
         state_dir=tmp_path / "state",
+        train=spy.train,
     )
     first, second = (
         Source([r.to_json() for r in chat_records()], 0),
