@@ -30,12 +30,12 @@ from pydantic import BaseModel
 
 from distillserve.backends.embedded import EmbeddedBackend
 from distillserve.config import EmbeddedBackendConfig
-from distillserve.protocol.errors import AdapterError, APIError, ModelNotFound, api_error_body
+from distillserve.protocol.errors import AdapterError, APIError, ModelNotFound
 from distillserve.protocol.http import json_response, parse_request, read_body
 from distillserve.protocol.schema import ChatCompletionRequest, CompletionRequest
-from distillserve.protocol.sse import DONE, encode_event
 from distillserve.serving.api.errors import add_api_error_handler
 from distillserve.serving.api.health import liveness_router
+from distillserve.serving.single_backend_server import sse_events
 
 MAX_BODY = 10_000_000
 
@@ -162,19 +162,7 @@ async def _serve(
         return json_response({**answer, "model": req.model})
     it = backend.chat_stream(req, model=adapter) if chat else backend.completion_stream(req, model=adapter)  # type: ignore[arg-type]
     want_usage = bool(req.stream_options and req.stream_options.include_usage)
-    return StreamingResponse(_events(it, req.model, want_usage), media_type="text/event-stream")
-
-
-async def _events(
-    chunks: AsyncIterator[dict[str, Any]], model: str, want_usage: bool
-) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in chunks:
-            if chunk.get("choices") or want_usage:
-                yield encode_event({**chunk, "model": model})
-    except APIError as exc:
-        yield encode_event(api_error_body(exc))
-    yield DONE
+    return StreamingResponse(sse_events(it, want_usage, req.model), media_type="text/event-stream")
 
 
 def main() -> None:

@@ -72,16 +72,19 @@ async def _serve(
         return json_response(body)
     it = backend.chat_stream(req) if chat else backend.completion_stream(req)  # type: ignore[arg-type]
     want_usage = bool(req.stream_options and req.stream_options.include_usage)
-    return StreamingResponse(_events(it, want_usage), media_type="text/event-stream")
+    return StreamingResponse(sse_events(it, want_usage), media_type="text/event-stream")
 
 
-async def _events(chunks: AsyncIterator[dict[str, Any]], want_usage: bool) -> AsyncIterator[bytes]:
+async def sse_events(
+    chunks: AsyncIterator[dict[str, Any]], want_usage: bool, model: str | None = None
+) -> AsyncIterator[bytes]:
     """SSE framing; a failure mid-stream is reported in-band, then ``[DONE]``. Backends always end
-    with the usage chunk (``choices: []``); it goes out only when the client asked for it."""
+    with the usage chunk (``choices: []``); it goes out only when the client asked for it.
+    ``model``: the name each chunk answers under, where it is not the backend's own."""
     try:
         async for chunk in chunks:
             if chunk.get("choices") or want_usage:
-                yield encode_event(chunk)
+                yield encode_event(chunk if model is None else {**chunk, "model": model})
     except APIError as exc:
         yield encode_event(api_error_body(exc))
     yield DONE
