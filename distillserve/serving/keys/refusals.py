@@ -77,7 +77,7 @@ class QuotaExhausted(KeyLimitError):
     code = "insufficient_quota"
 
     def __init__(self, limit: float, unit: str, reset_in_s: float) -> None:
-        budget = f"${limit:.2f}" if unit == "usd" else f"{int(limit)} {unit}"
+        budget = "$" + f"{limit:.6f}".rstrip("0").rstrip(".") if unit == "usd" else f"{int(limit)} {unit}"
         message = (
             f"You exceeded your current quota: this API key's budget of {budget} is spent; "
             f"it renews in {go_duration(reset_in_s)}."
