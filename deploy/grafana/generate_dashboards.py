@@ -13,6 +13,7 @@ Prometheus scraping a real gateway.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,15 @@ DIST = 'job=~"$distiller_job"'
 VLLM = 'job=~"$vllm_job"'
 RI = "$__rate_interval"
 ROUTED = 'route=~"student|teacher"'  # requests rejected before routing have route="none"
+
+
+def _sibling(name: str) -> Any:
+    """A panel-group module beside this script (built with grafana-foundation-sdk), loaded by path:
+    this script runs as a file, not as a package."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
 
 
 class Board:
@@ -443,6 +453,9 @@ def sre_overview() -> dict[str, Any]:
             "s",
         )
     )
+    b.row("Cost and savings")
+    for panel, width in _sibling("cost_panels").cost_panels():
+        b.add(panel, w=width)
     b.row("Health")
     b.add(
         stat(
@@ -465,7 +478,8 @@ def sre_overview() -> dict[str, Any]:
         "distillserve / SRE overview",
         b,
         route=True,
-        desc="Traffic, latency and TTFT by route, errors, teacher share, fallbacks, teacher log and Kafka lag.",
+        desc="Traffic, latency and TTFT by route, errors, teacher share, fallbacks, teacher log and Kafka lag, "
+        "spend and savings.",
     )
 
 

@@ -33,6 +33,7 @@ from distillserve.config.grading import GraderConfig, GradingConfig, GradingRule
 from distillserve.config.keys import BudgetConfig, KeyEntry, KeysConfig
 from distillserve.config.monitoring import MonitoringConfig
 from distillserve.config.paths import REPO_ROOT, cache_dir
+from distillserve.config.pricing import ModelPrice, PricingConfig
 from distillserve.config.registry import RegistryConfig
 from distillserve.config.router import (
     CascadeConfig,
@@ -69,9 +70,11 @@ __all__ = [
     "KeyEntry",
     "KeysConfig",
     "LoraAdapterConfig",
+    "ModelPrice",
     "MonitoringConfig",
     "OpenAIBackendConfig",
     "OptimConfig",
+    "PricingConfig",
     "PromotionConfig",
     "RegistryConfig",
     "RemoteBackend",

@@ -15,7 +15,7 @@ key (``distillserve keys hash`` prints one). The field names follow LiteLLM's vi
           tenant: team-a
           rpm_limit: 60
           tpm_limit: 100000
-          budget: {limit: 5000000, unit: tokens, period: month}
+          budget: {limit: 5000000, unit: tokens, period: month}   # or {limit: 25.0, unit: usd}
           max_tokens: 1024
           models: [auto]
           routes: [student, teacher]
@@ -30,26 +30,39 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import Field, TypeAdapter, field_validator
+from pydantic import Field, TypeAdapter, field_validator, model_validator
 
 from distillserve.config.strict_model import StrictModel
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 BudgetPeriod = Literal["minute", "hour", "day", "month", "year"]
 RouteName = Literal["student", "teacher"]
+#: A money budget is counted in micro-dollars: the limiter adds integers.
+USD_MICROS = 1_000_000
 
 
 class BudgetConfig(StrictModel):
     """What a key may spend per period. The period is a window that opens at the key's first
     charged request (the ``limits`` library's fixed window), not a calendar month.
 
-    ``unit`` is what a request is charged in; "tokens" charges its prompt + completion tokens. Cost
-    accounting adds a money unit priced from the model price table (the ``BudgetMeter`` seam in
-    ``serving.keys.budget``)."""
+    ``unit`` is what a request is charged in; "tokens" charges its prompt + completion tokens,
+    "usd" its price in US dollars from the ``pricing`` table (``limit: 25.0`` is $25 per period;
+    the limiter counts micro-dollars). The ``BudgetMeter`` seam in ``serving.keys.budget``."""
 
-    limit: int = Field(ge=1)
-    unit: Literal["tokens"] = "tokens"
+    limit: float = Field(gt=0)
+    unit: Literal["tokens", "usd"] = "tokens"
     period: BudgetPeriod = "month"
+
+    @model_validator(mode="after")
+    def _whole_tokens(self) -> BudgetConfig:
+        if self.unit == "tokens" and self.limit != int(self.limit):
+            raise ValueError("a token budget's limit is a whole number of tokens")
+        return self
+
+    @property
+    def counted_limit(self) -> int:
+        """The limit in the integer amounts the limiter counts: tokens, or micro-dollars."""
+        return round(self.limit * USD_MICROS) if self.unit == "usd" else int(self.limit)
 
 
 class KeyEntry(StrictModel):

@@ -34,6 +34,7 @@ from distillserve.config.distiller import DistillerConfig
 from distillserve.config.grading import GradingConfig
 from distillserve.config.keys import KeysConfig
 from distillserve.config.monitoring import MonitoringConfig
+from distillserve.config.pricing import PricingConfig
 from distillserve.config.registry import RegistryConfig
 from distillserve.config.router import RouterConfig
 from distillserve.config.server import ServerConfig
@@ -72,6 +73,7 @@ class Settings(BaseSettings):
     grading: GradingConfig = Field(default_factory=GradingConfig)
     admin: AdminConfig = Field(default_factory=AdminConfig)
     keys: KeysConfig = Field(default_factory=KeysConfig)
+    pricing: PricingConfig = Field(default_factory=PricingConfig)
 
     def __init__(self, _config_file: str | Path | None = None, **values: Any) -> None:
         """``_config_file``: a YAML file read below the environment (else ``$DISTILLSERVE_CONFIG``)."""

@@ -13,6 +13,7 @@ matplotlib.use("Agg")  # headless: no display on servers or CI
 import matplotlib.pyplot as plt
 import numpy as np
 
+from distillserve.demo.report_cost import SpendSummary, spend_markdown
 from distillserve.demo.traffic import Outcome
 
 
@@ -38,6 +39,7 @@ class Summary:
     promoted: list[str]
     latency_ms: dict[str, dict[str, float]]
     window_s: float
+    spend: SpendSummary | None = None  # None: the run's cost metrics were not read
 
 
 def _window(outcomes: list[Outcome], lo: float, hi: float) -> list[Outcome]:
@@ -110,9 +112,11 @@ def write_report(
     *,
     window_s: float = 30.0,
     notes: list[str] | None = None,
+    spend: SpendSummary | None = None,
 ) -> Summary:
     out.mkdir(parents=True, exist_ok=True)
     s = summarize(outcomes, teacher_only_quality, events, window_s)
+    s.spend = spend
     step = max(window_s / 6, 1.0)
     _plot_teacher_share(out / "teacher_share.png", outcomes, events, window_s, step)
     _plot_quality(out / "quality.png", outcomes, teacher_only_quality, window_s, step)
@@ -214,6 +218,8 @@ def _markdown(s: Summary, events: list[AdapterEvent], notes: list[str]) -> str:
     ]
     for r, v in s.latency_ms.items():
         lines.append(f"| {r} | {int(v['n'])} | {v['p50']:.1f} | {v['p90']:.1f} | {v['p99']:.1f} |")
+    if s.spend is not None:
+        lines += ["", *spend_markdown(s.spend)]
     lines += ["", "## Adapter versions", "", "| t (s) | version | status | evaluation |", "|---|---|---|---|"]
     for e in events:
         ev = ", ".join(f"{k}={v:.3f}" for k, v in sorted(e.evals.items()))

@@ -21,6 +21,7 @@ import openai
 
 from distillserve.demo.live_view import LiveView
 from distillserve.demo.report import AdapterEvent, Summary, write_report
+from distillserve.demo.report_cost import fetch_spend
 from distillserve.demo.stack import Endpoints, demo_stack
 from distillserve.demo.traffic import DEFAULT_MIX, Outcome, TrafficMix, drive, one_request
 from distillserve.testbed.tasks import TASKS
@@ -129,6 +130,7 @@ async def _run(opts: DemoOptions, view: LiveView) -> tuple[Summary, list[int]]:
                 on_outcome=view.add,
             )
             stack.check_alive()
+            spend = await fetch_spend(ep.gateway)  # before the baseline's own teacher requests
             view.set_status("teacher-only baseline on the same prompts")
             baseline = await teacher_only(client, outcomes)
         finally:
@@ -144,7 +146,9 @@ async def _run(opts: DemoOptions, view: LiveView) -> tuple[Summary, list[int]]:
         "tasks the student must learn by distillation: "
         + ", ".join(n for n, t in TASKS.items() if t.difficulty == "learnable"),
     ]
-    summary = write_report(opts.out, outcomes, baseline, watcher.events, window_s=opts.window_s, notes=notes)
+    summary = write_report(
+        opts.out, outcomes, baseline, watcher.events, window_s=opts.window_s, notes=notes, spend=spend
+    )
     return summary, pids
 
 

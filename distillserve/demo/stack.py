@@ -119,6 +119,8 @@ def demo_config(run_dir: Path, ports: dict[str, int], student: str, admin_key: s
             "spool_dir": str(run_dir / "spool"),
         },
         "registry": {"url": str(run_dir / "registry")},
+        # The testbed teacher priced as DeepSeek's deepseek-reasoner: the report's $ against teacher-only.
+        "pricing": {"teacher_model": "deepseek-reasoner"},
         # Tuned for the tiny testbed student on CPU (bench/RESULTS.md, "Distiller settings"): LoRA
         # learns `reverse` at lr 3e-3 when the lr decays (cosine over 30 epochs); 1.5 replayed
         # examples per new one keep the base skills and the earlier batches.

@@ -20,7 +20,7 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import orjson
 
@@ -53,6 +53,9 @@ class JudgeMeter(Protocol):
 
     def cache(self, hit: bool) -> None: ...
 
+    def usage(self, model: str, usage: dict[str, Any]) -> None:
+        """A judge call's whole ``usage`` object (cached prompt tokens included), for its price."""
+
 
 class NoMeter:
     def call(self, outcome: str) -> None:
@@ -62,6 +65,9 @@ class NoMeter:
         pass
 
     def cache(self, hit: bool) -> None:
+        pass
+
+    def usage(self, model: str, usage: dict[str, Any]) -> None:
         pass
 
 

@@ -86,6 +86,8 @@ class JudgeGrader(Grader):
         for kind in ("prompt", "completion"):
             if isinstance(usage.get(f"{kind}_tokens"), int):
                 self.meter.tokens(kind, usage[f"{kind}_tokens"])
+        if isinstance(usage, dict):
+            self.meter.usage(self.endpoint.model, usage)
         self.meter.call("ok" if preference is not None else "unparsed")
         self.cache.put(key, preference)
         return preference

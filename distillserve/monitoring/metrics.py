@@ -331,6 +331,48 @@ def _keys(m: _Maker) -> dict[str, Any]:
     )
 
 
+# Money (``monitoring.cost``): USD from the ``pricing`` table. ``purpose`` says why tokens were
+# spent: "serve" (a client request), "shadow" (a teacher comparison of a student answer), "judge"
+# (the LLM-as-judge grader), "relabel" (the router asking the new student old conversations).
+SPEND_PURPOSES = ("serve", "shadow", "judge", "relabel")
+
+
+def _cost(m: _Maker) -> dict[str, Any]:
+    return dict(
+        SPEND=m.counter(
+            "distillserve_spend_usd_total",
+            "Money spent on LLM tokens (USD, priced from the pricing table), by route, tenant and purpose.",
+            ["route", "tenant", "purpose"],
+        ),
+        SAVINGS=m.counter(
+            "distillserve_savings_usd_total",
+            "What the student-served requests would have cost on the teacher (USD, their prompt and "
+            "completion tokens at the teacher's price): the teacher spend avoided.",
+            ["tenant"],
+        ),
+        UNPRICED_TOKENS=m.counter(
+            "distillserve_unpriced_tokens_total",
+            "Tokens spent on a model the pricing table does not list (counted, not priced).",
+            ["route", "purpose"],
+        ),
+        KEY_BUDGET_CHARGED=m.counter(
+            "distillserve_key_budget_charged_total",
+            "Amount charged to a key's budget (unit: tokens, or usd in dollars).",
+            ["tenant", "key", "unit"],
+        ),
+        KEY_BUDGET_LIMIT=m.gauge(
+            "distillserve_key_budget_limit",
+            "A key's budget per period (unit: tokens, or usd in dollars).",
+            ["tenant", "key", "unit"],
+        ),
+        KEY_BUDGET_PERIOD=m.gauge(
+            "distillserve_key_budget_period_seconds",
+            "Length of a key's budget period; the burn rate is charged/s over limit/period.",
+            ["tenant", "key", "unit"],
+        ),
+    )
+
+
 def _engine(m: _Maker) -> dict[str, Any]:
     return dict(
         ENGINE_RUNNING=m.gauge(
@@ -425,6 +467,12 @@ class Metrics:
     JUDGE_CACHE: Counter
     KEY_REFUSALS: Counter
     KEY_LIMITER_ERRORS: Counter
+    SPEND: Counter
+    SAVINGS: Counter
+    UNPRICED_TOKENS: Counter
+    KEY_BUDGET_CHARGED: Counter
+    KEY_BUDGET_LIMIT: Gauge
+    KEY_BUDGET_PERIOD: Gauge
 
 
 def declare(registry: CollectorRegistry) -> Metrics:
@@ -441,6 +489,7 @@ def declare(registry: CollectorRegistry) -> Metrics:
         **_engine(m),
         **_grading(m),
         **_keys(m),
+        **_cost(m),
     )
 
 
@@ -497,3 +546,9 @@ REGISTRY_IN_SYNC = DEFAULT.REGISTRY_IN_SYNC
 REGISTRY_CONVERGENCE = DEFAULT.REGISTRY_CONVERGENCE
 KEY_REFUSALS = DEFAULT.KEY_REFUSALS
 KEY_LIMITER_ERRORS = DEFAULT.KEY_LIMITER_ERRORS
+SPEND = DEFAULT.SPEND
+SAVINGS = DEFAULT.SAVINGS
+UNPRICED_TOKENS = DEFAULT.UNPRICED_TOKENS
+KEY_BUDGET_CHARGED = DEFAULT.KEY_BUDGET_CHARGED
+KEY_BUDGET_LIMIT = DEFAULT.KEY_BUDGET_LIMIT
+KEY_BUDGET_PERIOD = DEFAULT.KEY_BUDGET_PERIOD

@@ -23,7 +23,7 @@ from distillserve.grading import GraderSelection, Pair, RequestClass, grade_all
 from distillserve.grading.text import ExactGrader
 from distillserve.protocol.backend import Backend
 from distillserve.router.labelled_example import LabelledExample, label_quality, prompt_of_messages
-from distillserve.router.student_answers import ask_many
+from distillserve.router.student_answers import UsageListener, ask_many
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ async def relabel(
     concurrency: int = 16,
     graded: GradedAnswers | None = None,
     graders: GraderSelection | None = None,
+    on_usage: UsageListener | None = None,
 ) -> list[LabelledExample]:
     """Fresh shadow pairs: the current student's answers to conversations the teacher answered
     (asked only for those ``graded`` does not already hold for ``adapter``), graded by ``graders``
@@ -99,7 +100,11 @@ async def relabel(
     keys = [GradedAnswers.key(a) for a in answers]
     missing = [i for i, k in enumerate(keys) if k not in known]
     replies = await ask_many(
-        student, [answers[i].messages for i in missing], model=adapter, concurrency=concurrency
+        student,
+        [answers[i].messages for i in missing],
+        model=adapter,
+        concurrency=concurrency,
+        on_usage=on_usage,
     )
     prompts = {i: prompt_of_messages(answers[i].messages) for i in missing}
     pairs = [Pair(prompts[i], answers[i].answer, r.text) for i, r in zip(missing, replies, strict=True)]

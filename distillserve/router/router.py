@@ -23,6 +23,7 @@ from typing import Any
 from distillserve.config import RouterConfig
 from distillserve.grading import GraderSelection
 from distillserve.monitoring import metrics
+from distillserve.monitoring.cost import CostLedger
 from distillserve.protocol.backend import Backend
 from distillserve.router.confidence import ConfidenceCascade
 from distillserve.router.heuristic import HeuristicScorer
@@ -59,8 +60,10 @@ class Router:
         scorer: DifficultyScorer | None = None,
         policy: RoutingPolicy | None = None,
         graders: GraderSelection | None = None,
+        cost: CostLedger | None = None,
     ) -> None:
         self.cfg = cfg
+        self.cost = cost  # prices the student calls of a relabel
         # Grade the student's re-asked answers (the learned scorer's labels); None = exact text.
         self.graders = graders
         self._fallback = HeuristicScorer()
@@ -175,8 +178,13 @@ class Router:
             concurrency=self.cfg.retrain.relabel_concurrency,
             graded=self.graded,
             graders=self.graders,
+            on_usage=self._relabel_spent,
         )
         return await self.retrain(examples, adapter=adapter)
+
+    def _relabel_spent(self, usage: dict[str, Any] | None) -> None:
+        if self.cost is not None:
+            self.cost.spend("student", "relabel", usage)
 
     async def aclose(self) -> None:
         await self.scorer.aclose()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,14 +18,25 @@ class StudentAnswer:
     logprobs: list[float]
 
 
+#: Told each answer's ``usage`` object (cost accounting prices the calls the router makes).
+UsageListener = Callable[[dict[str, Any] | None], None]
+
+
 async def ask(
-    backend: Backend, messages: list[dict[str, Any]], *, model: str | None = None, max_tokens: int = 64
+    backend: Backend,
+    messages: list[dict[str, Any]],
+    *,
+    model: str | None = None,
+    max_tokens: int = 64,
+    on_usage: UsageListener | None = None,
 ) -> StudentAnswer:
     """Greedy answer to one conversation, with the log-probability of every generated token."""
     request = ChatCompletionRequest(
         model=model or backend.name, messages=messages, temperature=0.0, max_tokens=max_tokens, logprobs=True
     )
     body = await backend.chat(request, model=model)
+    if on_usage is not None:
+        on_usage(body.get("usage"))
     choice = body["choices"][0]
     return StudentAnswer((choice.get("message") or {}).get("content") or "", chunk_logprobs(choice))
 
@@ -37,12 +48,13 @@ async def ask_many(
     model: str | None = None,
     max_tokens: int = 64,
     concurrency: int = 16,
+    on_usage: UsageListener | None = None,
 ) -> list[StudentAnswer]:
     """Answers in input order; ``concurrency`` requests in flight lets a batching engine batch them."""
     gate = asyncio.Semaphore(concurrency)
 
     async def one(messages: list[dict[str, Any]]) -> StudentAnswer:
         async with gate:
-            return await ask(backend, messages, model=model, max_tokens=max_tokens)
+            return await ask(backend, messages, model=model, max_tokens=max_tokens, on_usage=on_usage)
 
     return list(await asyncio.gather(*(one(m) for m in conversations)))

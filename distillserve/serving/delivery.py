@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from distillserve.adapters.student_target import StudentTarget
 from distillserve.monitoring import metrics
+from distillserve.monitoring.cost import CostLedger
 from distillserve.protocol.errors import APIError
 from distillserve.protocol.logprobs import fit_logprobs
 from distillserve.protocol.reasoning import ThinkStreamFilter, strip_message
@@ -61,6 +62,7 @@ class AnswerDelivery:
         log_teacher_answers: bool,
         shadow: ShadowHook | None = None,
         on_teacher_answer: TeacherAnswerListener | None = None,
+        cost: CostLedger | None = None,
     ) -> None:
         self.target = target
         self.sink = sink
@@ -68,6 +70,7 @@ class AnswerDelivery:
         self.log_teacher_answers = log_teacher_answers
         self.shadow = shadow
         self.on_teacher_answer = on_teacher_answer
+        self.cost = cost
 
     def in_flight(self, plan: RoutePlan) -> AbstractContextManager[None]:
         """Counts a student request on its adapter, so a hot-swap never unloads it mid-answer."""
@@ -77,8 +80,7 @@ class AnswerDelivery:
     def finish(self, request: Request, plan: RoutePlan, body: dict[str, Any]) -> dict[str, Any]:
         chat = isinstance(request, ChatCompletionRequest)
         body["model"] = plan.public_model
-        count_tokens(plan.route, body.get("usage"))
-        note_usage(body.get("usage"))
+        self._account(plan, body.get("usage"))
         choice = (body.get("choices") or [{}])[0]
         if plan.route == "teacher":
             self.log_teacher(TeacherAnswer.from_body(request, plan.teacher_origin(), body))
@@ -129,12 +131,18 @@ class AnswerDelivery:
                     chunk = await _next_chunk(it, plan)
         finally:
             await close_stream(it)
-        count_tokens(plan.route, state.usage)
-        note_usage(state.usage)
+        self._account(plan, state.usage)
         if plan.route == "teacher":
             self.log_teacher(state.teacher_answer(request, plan.teacher_origin()))
         elif chat and self.shadow is not None and may_log():
             self.shadow.maybe_shadow(request, state.text, plan.model)  # type: ignore[arg-type]
+
+    def _account(self, plan: RoutePlan, usage: dict[str, Any] | None) -> None:
+        """Tokens, money (and savings, for the student) and the key's usage, once per answer."""
+        count_tokens(plan.route, usage)
+        note_usage(usage)
+        if self.cost is not None:
+            self.cost.spend(plan.route, "serve", usage, current_tenant())
 
     # -- the teacher log --------------------------------------------------------------------------
     def log_teacher(self, answer: TeacherAnswer) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from distillserve.adapters.student_target import StudentTarget
 from distillserve.config import Settings
 from distillserve.monitoring import metrics
+from distillserve.monitoring.cost import CostLedger
 from distillserve.protocol.backend import Backend, ChunkStream
 from distillserve.protocol.errors import ModelNotFound
 from distillserve.protocol.features import missing_features
@@ -52,6 +53,7 @@ class Gateway:
             shadow=shadow,
             # kept to retrain the learned router after a promotion
             on_teacher_answer=router.remember_teacher_answer,
+            cost=CostLedger.from_settings(settings),
         )
         attempts = Attempts(self.delivery)
         self._strategies: dict[StrategyName, ExecutionStrategy] = {"direct": DirectStrategy(attempts)}

@@ -22,6 +22,7 @@ from distillserve.adapters.validation import AdapterValidator
 from distillserve.backends.factory import build_backend
 from distillserve.backends.teacher_logprobs import asking_logprobs
 from distillserve.config import BackendConfig, RouterConfig, Settings
+from distillserve.monitoring.cost import CostLedger
 from distillserve.monitoring.graders import configured_graders
 from distillserve.monitoring.series import init_gateway_series
 from distillserve.protocol.backend import AdapterHost, AdapterRef
@@ -43,7 +44,9 @@ def build_gateway(settings: Settings) -> Gateway:
     teacher = asking_logprobs(build_backend(settings.teacher), top_k)
     sink = build_sink(settings.teacher_log)
     shadow = build_shadow(settings, teacher, sink)
-    router = Router(settings.router, graders=configured_graders(settings))
+    router = Router(
+        settings.router, graders=configured_graders(settings), cost=CostLedger.from_settings(settings)
+    )
     gateway = Gateway(settings, student=student, teacher=teacher, router=router, sink=sink, shadow=shadow)
     if shadow is not None:
         shadow.on_teacher_answer = router.remember_teacher_answer

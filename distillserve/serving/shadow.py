@@ -21,6 +21,7 @@ from typing import Any
 from distillserve.config import Settings
 from distillserve.monitoring import metrics
 from distillserve.monitoring.agreement import AgreementScorer, configured_scorer, request_class
+from distillserve.monitoring.cost import CostLedger
 from distillserve.monitoring.drift import AgreementTracker
 from distillserve.protocol.backend import Backend
 from distillserve.protocol.errors import APIError
@@ -49,6 +50,7 @@ class ShadowSampler:
         student_name: str = "student",
         log_pairs: bool = True,
         rng: random.Random | None = None,
+        cost: CostLedger | None = None,
     ) -> None:
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"shadow rate must be in [0, 1], got {rate}")
@@ -62,6 +64,7 @@ class ShadowSampler:
         self.student_name = student_name
         self.log_pairs = log_pairs
         self._rng = rng or random.Random()
+        self.cost = cost
         self._tasks: set[asyncio.Task[None]] = set()
         # Also told every teacher answer a shadow got: the learned router re-fits on them, so it keeps
         # seeing prompts that the student now serves (they no longer reach the teacher otherwise).
@@ -120,6 +123,8 @@ class ShadowSampler:
         except Exception:  # a backend bug must not look like a scoring failure
             log.exception("shadow teacher call failed")
             return "teacher_error"
+        if self.cost is not None:  # runs in a copy of the request's context: its tenant pays
+            self.cost.spend("teacher", "shadow", body.get("usage"), current_tenant())
         answer = TeacherAnswer.from_body(shadow_req, self._origin(adapter, student_text), body)
         text = answer.text
         try:  # the grader for this request's class (grading rules), the student as the candidate
@@ -185,4 +190,5 @@ def build_shadow(settings: Settings, teacher: Backend, sink: TeacherLogSink) -> 
         timeout_s=m.shadow_timeout_s,
         student_name=settings.student.name,
         log_pairs=settings.teacher_log.enabled,
+        cost=CostLedger.from_settings(settings),
     )

@@ -167,6 +167,28 @@ def test_traffic_shows_in_the_panels(stack) -> None:
     assert [r["metric"]["version"] for r in live] == ["base"]
 
 
+def test_spend_and_savings_show_in_the_sre_dashboard(stack) -> None:
+    """Runs right after the traffic, like the tests above (rates over the last minute). The stack's
+    teacher is priced as deepseek-reasoner and its key has a $100/day budget: the cost panels (built
+    with grafana-foundation-sdk, deploy/grafana/cost_panels.py) show real dollars."""
+    s, _, _ = stack
+    prom = s.prometheus
+    by_purpose = {
+        r["metric"]["purpose"]: float(r["value"][1])
+        for r in prom.query(by_panel("Spend per hour by purpose")[0])
+    }
+    assert by_purpose["serve"] > 0 and by_purpose["shadow"] > 0
+    at = time.time()  # both series at one instant
+    avoided, net = (finite_values(prom.query(q, at)) for q in by_panel("Savings per hour"))
+    assert avoided[0] > 0 and net[0] == avoided[0]  # the student is free per token here
+    spent, teacher_only = (
+        finite_values(prom.query(q, at))[0] for q in by_panel("Spent vs teacher-only (time range)")
+    )
+    assert spent > 0 and teacher_only > 0
+    burn = prom.query(by_panel("Budget burn rate by key (1h)")[0])
+    assert [r["metric"]["key"] for r in burn] == ["monitoring"] and 0 < float(burn[0]["value"][1]) < 14.4
+
+
 def test_alert_and_recording_rules_evaluate_on_real_data(stack) -> None:
     s, _, _ = stack
     import httpx

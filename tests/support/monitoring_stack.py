@@ -17,11 +17,27 @@ from pathlib import Path
 
 import openai
 
+from distillserve.serving.keys.keyring import hash_key
 from tests.support.flawed_student import start_flawed_student
 from tests.support.prometheus import Prometheus, start_prometheus
 from tests.support.servers import Server, start_gateway, start_testbed_teacher
 
 KEY = "sk-monitoring"
+# The traffic's key has a money budget (the budget panels and burn-rate rules need one) far above
+# what the tests spend, and the testbed teacher is priced as deepseek-reasoner (the spend panels).
+COST = {
+    "keys": {
+        "entries": [
+            {
+                "sha256": hash_key(KEY),
+                "tenant": "monitoring",
+                "alias": "monitoring",
+                "budget": {"limit": 100.0, "unit": "usd", "period": "day"},
+            }
+        ]
+    },
+    "pricing": {"teacher_model": "deepseek-reasoner"},
+}
 HARD = (
     "Prove step by step that the algorithm below is optimal, analyze its complexity, and explain why "
     "every invariant holds?\n" + "x = y + z * 2 - w / 3\n" * 6 + "reverse: hello"
@@ -49,6 +65,7 @@ def monitoring_stack(tmp: Path, *, agreement_window: int = 10) -> Iterator[Stack
                 "router": {"scorer": "heuristic", "policy": "threshold", "threshold": 0.5},
                 "teacher_log": {"sink": "file", "spool_dir": str(tmp / "log")},
                 "monitoring": {"shadow_rate": 1.0, "agreement_window": agreement_window},
+                **COST,
             },
         ) as gw,
         start_prometheus(tmp, {"distillserve-gateway": [f"127.0.0.1:{gw.port}"]}) as prom,
@@ -189,6 +206,7 @@ def learning_loop_stack(tmp: Path) -> Iterator[LoopStack]:
                     "teacher": {"kind": "openai", "name": "teacher", "url": teacher.url, "timeout_s": 10},
                     "teacher_log": teacher_log,
                     "monitoring": {"shadow_rate": 1.0, "agreement_window": 10},
+                    **COST,
                 },
             ) as gw,
             running(

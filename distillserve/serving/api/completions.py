@@ -148,7 +148,7 @@ class CompletionsEndpoint:
         status, served, used = "200", plan, ServedTokens(0, 0)  # a failure charges nothing
         try:
             body, served = await self.gateway.complete(req, plan)
-            used = self.keys.served(admission, body.get("usage"), served.public_model)
+            used = self.keys.served(admission, body.get("usage"), served.public_model, served.route)
             return json_response(body, headers={**served.headers(), **admission.headers()})
         except APIError as exc:
             status = str(exc.status_code)
@@ -204,7 +204,8 @@ class CompletionsEndpoint:
             _observe(endpoint, served, status, started)
             call = current_call()
             usage = call.usage if call is not None else None
-            self.keys.settle_later(admission, self.keys.served(admission, usage, served.public_model))
+            used = self.keys.served(admission, usage, served.public_model, served.route)
+            self.keys.settle_later(admission, used)
 
 
 def _observe_rejected(endpoint: Endpoint, status: str, started: float) -> None:

@@ -9,12 +9,13 @@ import math
 from typing import Any
 
 from distillserve.config import Settings
+from distillserve.monitoring.cost import CostLedger, TokenUse
 from distillserve.protocol.schema import ChatCompletionRequest
 from distillserve.serving.keys import rules
-from distillserve.serving.keys.budget import ServedTokens
+from distillserve.serving.keys.budget import ServedTokens, budget_meters
 from distillserve.serving.keys.call_context import KeyedCall, enter_call, log_opted_out
 from distillserve.serving.keys.keyring import Caller, KeyRing
-from distillserve.serving.keys.limiter import Admission, KeyLimiter
+from distillserve.serving.keys.limiter import Admission, KeyLimiter, publish_budgets
 from distillserve.serving.route_plan import Request, RoutePlan
 
 # OpenAI's rule of thumb (about 4 characters per token in English text) for the up-front estimate;
@@ -35,9 +36,10 @@ class KeyEnforcement:
     @classmethod
     def from_settings(cls, settings: Settings) -> KeyEnforcement:
         keys = settings.keys
+        publish_budgets(keys.all_entries())
         return cls(
             KeyRing.from_config(keys, settings.server.api_keys),
-            KeyLimiter(keys.storage),
+            KeyLimiter(keys.storage, budget_meters(CostLedger.from_settings(settings))),
             force_header=settings.router.force_header,
             completion_estimate=keys.completion_estimate_tokens,
         )
@@ -66,12 +68,13 @@ class KeyEnforcement:
 
     # -- after the answer -------------------------------------------------------------------------
     @staticmethod
-    def served(admission: Admission, usage: dict[str, Any] | None, model: str | None) -> ServedTokens:
-        if not usage:
-            return ServedTokens(0, admission.reserved, model, estimated=True)
-        return ServedTokens(
-            int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0), model
-        )
+    def served(
+        admission: Admission, usage: dict[str, Any] | None, model: str | None, route: str | None = None
+    ) -> ServedTokens:
+        use = TokenUse.from_usage(usage)
+        if use is None:
+            return ServedTokens(0, admission.reserved, model, estimated=True, route=route)
+        return ServedTokens(use.prompt, use.completion, model, route=route, cached_prompt_tokens=use.cached)
 
     def settle_later(self, admission: Admission, served: ServedTokens) -> None:
         """Settle off the request's task: a stream's end may be a cancellation, which must not

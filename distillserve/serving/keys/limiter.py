@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from limits import (
@@ -33,7 +34,7 @@ from limits.storage import storage_from_string
 
 from distillserve.config.keys import BudgetConfig, KeyEntry
 from distillserve.monitoring import metrics
-from distillserve.serving.keys.budget import BudgetMeter, ServedTokens, meter_for
+from distillserve.serving.keys.budget import BudgetMeter, ServedTokens, TokenMeter
 from distillserve.serving.keys.keyring import Caller
 from distillserve.serving.keys.refusals import LimitState, QuotaExhausted, RateLimited
 
@@ -59,11 +60,13 @@ _PER_PERIOD: dict[str, type[RateLimitItem]] = {
 
 
 def _per(budget: BudgetConfig) -> RateLimitItem:
-    return _PER_PERIOD[budget.period](budget.limit, namespace=NAMESPACE)
+    return _PER_PERIOD[budget.period](budget.counted_limit, namespace=NAMESPACE)
 
 
 class KeyLimiter:
-    def __init__(self, storage_uri: str) -> None:
+    def __init__(self, storage_uri: str, meters: Mapping[str, BudgetMeter] | None = None) -> None:
+        # A budget's unit picks its meter; money needs the price table (``budget_meters``).
+        self.meters: Mapping[str, BudgetMeter] = meters or {"tokens": TokenMeter()}
         uri, options = async_storage_uri(storage_uri)
         self.storage = storage_from_string(uri, **options)
         self.moving = MovingWindowRateLimiter(self.storage)
@@ -131,11 +134,16 @@ class KeyLimiter:
             if policy.tpm_limit is not None and admission.tokens_reset_at is not None:
                 await self._correct_tokens(admission, policy, served.total - admission.reserved)
             if policy.budget is not None:
-                meter: BudgetMeter = meter_for(policy.budget.unit)
-                item = _per(policy.budget)
-                await self.fixed.hit(item, *_ids("budget", admission.caller), cost=meter.charge(served))
+                await self._charge(admission.caller, policy.budget, served)
         except StorageError:
             _storage_failed("settle")
+
+    async def _charge(self, caller: Caller, budget: BudgetConfig, served: ServedTokens) -> None:
+        meter = self.meters[budget.unit]
+        amount = meter.charge(served)
+        if amount > 0:
+            await self.fixed.hit(_per(budget), *_ids("budget", caller), cost=amount)
+            metrics.KEY_BUDGET_CHARGED.labels(**budget_labels(caller.policy)).inc(meter.in_unit(amount))
 
     async def _correct_tokens(self, admission: Admission, policy: KeyEntry, delta: int) -> None:
         item = RateLimitItemPerMinute(policy.tpm_limit or 1, namespace=NAMESPACE)
@@ -174,6 +182,21 @@ class Admission:
             return
         self.settled = True
         await self.limiter.settle(self, served)
+
+
+def budget_labels(policy: KeyEntry) -> dict[str, str]:
+    """The budget series of a key: its tenant, its alias (or hash prefix) and the budget's unit."""
+    unit = policy.budget.unit if policy.budget is not None else ""
+    return {"tenant": policy.tenant, "key": policy.alias or policy.sha256[:16], "unit": unit}
+
+
+def publish_budgets(entries: Iterable[KeyEntry]) -> None:
+    """Each budget's limit and period as gauges: the burn-rate alert divides the charge rate by them."""
+    for policy in entries:
+        if policy.budget is not None:
+            labels = budget_labels(policy)
+            metrics.KEY_BUDGET_LIMIT.labels(**labels).set(policy.budget.limit)
+            metrics.KEY_BUDGET_PERIOD.labels(**labels).set(_per(policy.budget).get_expiry())
 
 
 def _ids(limit: str, caller: Caller) -> tuple[str, ...]:

@@ -76,9 +76,10 @@ class QuotaExhausted(KeyLimitError):
     type = "insufficient_quota"
     code = "insufficient_quota"
 
-    def __init__(self, limit: int, unit: str, reset_in_s: float) -> None:
+    def __init__(self, limit: float, unit: str, reset_in_s: float) -> None:
+        budget = "$" + f"{limit:.6f}".rstrip("0").rstrip(".") if unit == "usd" else f"{int(limit)} {unit}"
         message = (
-            f"You exceeded your current quota: this API key's budget of {limit} {unit} is spent; "
+            f"You exceeded your current quota: this API key's budget of {budget} is spent; "
             f"it renews in {go_duration(reset_in_s)}."
         )
         super().__init__(message, {"x-should-retry": "false", **retry_after_headers(reset_in_s)})
