@@ -32,7 +32,7 @@ def test_records_on_the_broker_hold_placeholders_and_clients_get_their_answer(tm
         cfg = teacher_log_config(broker, tmp_path)
         create_topics(broker, cfg)
         config = {**gateway_config(cfg), "monitoring": {"shadow_rate": 1.0}}
-        with start_gateway(tmp_path, config) as gw:
+        with start_gateway(tmp_path, config, timeout=600) as gw:
             client = openai.OpenAI(base_url=gw.url, api_key="none", max_retries=0, timeout=60)
             messages = [{"role": "user", "content": f"copy: {TICKET}"}]
             blocking = client.chat.completions.create(model="teacher", messages=messages)
