@@ -2,40 +2,69 @@
 
 Wrapping the sink (rather than each caller) means every way into the log is covered: blocking and
 streamed teacher answers, shadow pairs, and answers dead-lettered because they could not become a
-record. ``build_sink`` puts it in front of the Kafka or file sink when ``teacher_log.scrub`` is on.
-Scrubbing happens on the caller's side of ``submit``, so neither the spool on disk nor the broker
-ever holds the raw text.
+record. ``build_sink`` puts it in front of the Kafka or file sink when ``teacher_log.scrub`` is on,
+so neither the disk spool nor the broker ever holds the raw text.
+
+Scrubbing costs milliseconds per kilobyte (phone matching dominates), so it runs on one worker
+thread of its own, in submission order, never on the gateway's event loop: ``submit`` still returns
+at once. ``aclose`` scrubs and hands on everything submitted before the inner sink closes. A record
+the scrubber fails on is not logged raw: it is counted as ``scrub_failed`` and left out.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 
+from distillserve.monitoring import metrics
 from distillserve.teacher_log.dead_letter import DeadLetter
 from distillserve.teacher_log.record import TeacherLogRecord
 from distillserve.teacher_log.scrub import RecordScrubbing
 from distillserve.teacher_log.sink import TeacherLogSink
+
+log = logging.getLogger(__name__)
 
 
 class ScrubbingSink(TeacherLogSink):
     def __init__(self, inner: TeacherLogSink, scrubbing: RecordScrubbing) -> None:
         self.inner = inner
         self.scrubbing = scrubbing
+        # One thread: records reach the inner sink in the order they were submitted.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="teacher-log-scrub")
 
     def submit(self, record: TeacherLogRecord) -> None:
-        self.inner.submit(self.scrubbing(record))
+        self._worker.submit(self._scrub_and_submit, record)
 
     def dead_letter(self, letter: DeadLetter) -> None:
+        self._worker.submit(self._scrub_dead_letter, letter)
+
+    def _scrub_and_submit(self, record: TeacherLogRecord) -> None:
+        try:
+            clean = self.scrubbing(record)
+        except Exception:  # never log what could not be scrubbed
+            log.exception("could not scrub teacher-log record %s: left out", record.request_id)
+            metrics.TEACHER_LOG_RECORDS.labels("scrub_failed").inc()
+            return
+        self.inner.submit(clean)
+
+    def _scrub_dead_letter(self, letter: DeadLetter) -> None:
         try:
             value = orjson.dumps(self.scrubbing.scrub_json(orjson.loads(letter.value)))
-        except orjson.JSONDecodeError:  # not JSON: keep no text of it rather than the raw bytes
-            value = orjson.dumps({"unreadable": len(letter.value)})
+        except Exception:  # not JSON, or the scrubber failed: keep the reason, not the raw text
+            value = orjson.dumps({"unscrubbable_bytes": len(letter.value)})
         self.inner.dead_letter(dataclasses.replace(letter, value=value))
+
+    def flush(self) -> None:
+        """Wait until everything submitted so far reached the inner sink."""
+        self._worker.submit(lambda: None).result()
 
     async def start(self) -> None:
         await self.inner.start()
 
     async def aclose(self) -> None:
+        await asyncio.to_thread(self._worker.shutdown, wait=True)
         await self.inner.aclose()

@@ -16,8 +16,11 @@ from pathlib import Path
 import pytest
 
 from distillserve.config.teacher_log import ScrubConfig
+from distillserve.teacher_log.dead_letter import DeadLetter
 from distillserve.teacher_log.record import TeacherLogRecord, TokenLogprob
 from distillserve.teacher_log.scrub import PiiScrubber, RecordScrubbing
+from distillserve.teacher_log.scrubbing_sink import ScrubbingSink
+from distillserve.teacher_log.sink import JsonlFileSink
 from tests.support.metrics import sample
 
 LABELLED = Path(__file__).parents[1] / "fixtures" / "pii" / "labelled.jsonl"
@@ -115,3 +118,16 @@ def test_only_the_configured_entities_are_scrubbed() -> None:
     only_email = PiiScrubber(ScrubConfig(entities=["EMAIL"]))
     out = only_email.scrub_text("ann@example.com +1 415 555 2671", Counter())
     assert out == "<EMAIL> +1 415 555 2671"
+
+
+async def test_the_sink_writes_only_scrubbed_records_and_dead_letters(
+    scrubber: PiiScrubber, tmp_path: Path
+) -> None:
+    inner = JsonlFileSink(tmp_path / "log.jsonl")
+    sink = ScrubbingSink(inner, RecordScrubbing(scrubber))
+    sink.submit(_record())
+    sink.dead_letter(DeadLetter(b"r2", b'{"text": "reach me at bob@example.org"}', "bad usage"))
+    await sink.aclose()  # drains the scrubbing thread first
+    written = inner.path.read_bytes() + inner.dead_letter_path.read_bytes()
+    assert b"ann@example.com" not in written and b"bob@example.org" not in written
+    assert written.count(b"<EMAIL>") == 4 and b"bad usage" in written

@@ -38,7 +38,9 @@ def test_records_on_the_broker_hold_placeholders_and_clients_get_their_answer(tm
             blocking = client.chat.completions.create(model="teacher", messages=messages)
             stream = client.chat.completions.create(model="teacher", messages=messages, stream=True)
             streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-            client.chat.completions.create(model="student", messages=messages, max_tokens=8)
+            # A student-served request, shadowed by the teacher (the pair is logged); room for the
+            # whole ticket, since the shadow call asks the teacher for the same max_tokens.
+            client.chat.completions.create(model="student", messages=messages, max_tokens=256)
             # The client's answers are the teacher's, PII and all.
             assert blocking.choices[0].message.content == TICKET
             assert streamed == TICKET
