@@ -57,5 +57,7 @@ def test_records_on_the_broker_hold_placeholders_and_clients_get_their_answer(tm
     for r in records:
         assert r["messages"][0]["content"] == f"copy: {SCRUBBED}"
         assert r["response_text"] == SCRUBBED
-    # Each record counts each entity twice (prompt and answer); three records.
-    assert scrubbed == {"EMAIL": 6, "PHONE": 6, "CREDIT_CARD": 6, "API_KEY": 6}
+    # Every placeholder on the broker was counted once: twice per record (prompt and answer), and
+    # once more where the shadow pair's student copied the ticket (the testbed student can copy).
+    placed = {e: raw.count(f"<{e}>") for e in scrubbed}
+    assert scrubbed == placed and min(placed.values()) >= 6
