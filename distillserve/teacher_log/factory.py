@@ -15,7 +15,9 @@ def build_sink(cfg: TeacherLogConfig) -> TeacherLogSink:
         return NullSink()
     sink = _delivery_sink(cfg)
     scrubbing = record_scrubbing(cfg.scrub)
-    return ScrubbingSink(sink, scrubbing) if scrubbing is not None else sink
+    if scrubbing is None:
+        return sink
+    return ScrubbingSink(sink, scrubbing, max_pending=cfg.queue_size)
 
 
 def _delivery_sink(cfg: TeacherLogConfig) -> TeacherLogSink:

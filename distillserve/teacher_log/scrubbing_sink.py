@@ -7,8 +7,10 @@ so neither the disk spool nor the broker ever holds the raw text.
 
 Scrubbing costs milliseconds per kilobyte (phone matching dominates), so it runs on one worker
 thread of its own, in submission order, never on the gateway's event loop: ``submit`` still returns
-at once. ``aclose`` scrubs and hands on everything submitted before the inner sink closes. A record
-the scrubber fails on is not logged raw: it is counted as ``scrub_failed`` and left out.
+at once. When more than ``max_pending`` records wait for it (the thread does not keep up), the
+caller scrubs its record itself: slower, but memory stays bounded and nothing is dropped.
+``aclose`` scrubs and hands on everything submitted before the inner sink closes. A record the
+scrubber fails on is not logged raw: it is counted as ``scrub_failed`` and left out.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import orjson
@@ -30,14 +33,32 @@ log = logging.getLogger(__name__)
 
 
 class ScrubbingSink(TeacherLogSink):
-    def __init__(self, inner: TeacherLogSink, scrubbing: RecordScrubbing) -> None:
+    def __init__(
+        self, inner: TeacherLogSink, scrubbing: RecordScrubbing, *, max_pending: int = 10_000
+    ) -> None:
         self.inner = inner
         self.scrubbing = scrubbing
+        self.max_pending = max_pending
+        self._pending = 0
+        self._lock = threading.Lock()
         # One thread: records reach the inner sink in the order they were submitted.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="teacher-log-scrub")
 
     def submit(self, record: TeacherLogRecord) -> None:
-        self._worker.submit(self._scrub_and_submit, record)
+        with self._lock:
+            queued = self._pending < self.max_pending
+            self._pending += queued
+        if queued:
+            self._worker.submit(self._queued, record)
+        else:
+            self._scrub_and_submit(record)
+
+    def _queued(self, record: TeacherLogRecord) -> None:
+        try:
+            self._scrub_and_submit(record)
+        finally:
+            with self._lock:
+                self._pending -= 1
 
     def dead_letter(self, letter: DeadLetter) -> None:
         self._worker.submit(self._scrub_dead_letter, letter)

@@ -131,3 +131,13 @@ async def test_the_sink_writes_only_scrubbed_records_and_dead_letters(
     written = inner.path.read_bytes() + inner.dead_letter_path.read_bytes()
     assert b"ann@example.com" not in written and b"bob@example.org" not in written
     assert written.count(b"<EMAIL>") == 4 and b"bad usage" in written
+
+
+async def test_a_full_scrubbing_queue_scrubs_on_the_callers_thread(
+    scrubber: PiiScrubber, tmp_path: Path
+) -> None:
+    inner = JsonlFileSink(tmp_path / "log.jsonl")
+    sink = ScrubbingSink(inner, RecordScrubbing(scrubber), max_pending=0)  # never queue
+    sink.submit(_record())
+    assert b"<EMAIL>" in inner.path.read_bytes()  # written before submit returned
+    await sink.aclose()
