@@ -8,6 +8,31 @@ from pydantic import Field, SecretStr
 
 from distillserve.config.strict_model import StrictModel
 
+#: What the scrubber can find; each is replaced by ``<NAME>`` in the logged record.
+PiiEntity = Literal["EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "API_KEY", "TOKEN", "PRIVATE_KEY"]
+ALL_PII_ENTITIES: tuple[PiiEntity, ...] = (
+    "EMAIL",
+    "PHONE",
+    "CREDIT_CARD",
+    "IBAN",
+    "API_KEY",
+    "TOKEN",
+    "PRIVATE_KEY",
+)
+
+
+class ScrubConfig(StrictModel):
+    """PII and secrets replaced by typed placeholders before a record enters the log (never in
+    the client's answer)."""
+
+    enabled: bool = True
+    entities: list[PiiEntity] = Field(default_factory=lambda: list(ALL_PII_ENTITIES))
+    # Regions whose national phone formats are recognised (international +CC numbers always are);
+    # each region costs a pass of the phonenumbers matcher.
+    phone_regions: list[str] = Field(default_factory=lambda: ["US", "GB", "DE", "FR", "IN"])
+    # Presidio scores below this are ignored (phone numbers without context words score 0.4).
+    min_score: float = Field(default=0.4, ge=0.0, le=1.0)
+
 
 class TeacherLogConfig(StrictModel):
     enabled: bool = True
@@ -37,3 +62,4 @@ class TeacherLogConfig(StrictModel):
     ssl_keyfile: str | None = None
     # Old place of ``teacher.top_logprobs`` (which wins when set); still honoured.
     teacher_top_logprobs: int = Field(default=0, ge=0, le=20)
+    scrub: ScrubConfig = Field(default_factory=ScrubConfig)

@@ -5,7 +5,8 @@ learn (and, when the teacher sent them, its per-token top-k log-probabilities fo
 Filters drop empty, truncated (``finish_reason == "length"``), duplicate and malformed records
 and count each reason, so an operator sees why a batch shrank. The student learns text answers to
 text conversations: a record whose answer is a tool call, or whose conversation holds tool turns or
-images, is skipped and counted by that reason (``tool_call``, ``tools``, ``vision``).
+images, is skipped and counted by that reason (``tool_call``, ``tools``, ``vision``). A record of
+a tenant whose data was deleted (``adapters.tenant_deletions``) is skipped as ``deleted_tenant``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,16 @@ from distillserve.protocol.reasoning import THINK_CLOSE, THINK_OPEN, split_think
 from distillserve.teacher_log.record import TeacherLogRecord, TokenLogprob
 
 ExampleSource = Literal["teacher", "replay", "base", "golden"]
-FILTER_REASONS = ("empty", "truncated", "duplicate", "malformed", "tool_call", "tools", "vision")
+FILTER_REASONS = (
+    "empty",
+    "truncated",
+    "duplicate",
+    "malformed",
+    "tool_call",
+    "tools",
+    "vision",
+    "deleted_tenant",
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,8 @@ class TrainingExample:
     key: str = ""
     # The request's ``metadata.task``: the evaluation grades this example with that class's grader.
     task: str | None = None
+    # The tenant whose traffic it came from: a deletion request by tenant removes its examples.
+    tenant: str | None = None
 
     def fingerprint(self) -> str:
         blob = orjson.dumps([self.messages, self.target], option=orjson.OPT_SORT_KEYS)
@@ -48,7 +60,11 @@ class TrainingExample:
     def to_json(self) -> dict[str, Any]:
         """The replay-store form: logprobs are dropped (replayed data trains by cross-entropy)."""
         out = {"messages": self.messages, "target": self.target, "answer": self.answer, "key": self.key}
-        return out | ({"task": self.task} if self.task else {})
+        return (
+            out
+            | ({"task": self.task} if self.task else {})
+            | ({"tenant": self.tenant} if self.tenant else {})
+        )
 
     @classmethod
     def from_json(cls, obj: dict[str, Any], source: ExampleSource = "replay") -> TrainingExample:
@@ -60,6 +76,7 @@ class TrainingExample:
             source,
             obj.get("key", ""),
             obj.get("task"),
+            obj.get("tenant"),
         )
 
     @property
@@ -155,13 +172,17 @@ def to_example(record: TeacherLogRecord, *, learn_reasoning: bool) -> TrainingEx
     target = f"{THINK_OPEN}{trace}{THINK_CLOSE}{answer}" if learn_reasoning and trace else answer
     # Logprobs cover the response text as sent; the answer is its tail whenever it was sent inline.
     kd = _aligned_suffix(record.logprobs, target) or _aligned_suffix(record.logprobs, answer)
-    return TrainingExample(messages, target, answer, kd, "teacher", record.key, record.task)
+    return TrainingExample(messages, target, answer, kd, "teacher", record.key, record.task, record.tenant)
 
 
-def _example_or_reason(raw: TeacherLogRecord | bytes | str, learn_reasoning: bool) -> TrainingExample | str:
+def _example_or_reason(
+    raw: TeacherLogRecord | bytes | str, learn_reasoning: bool, deleted_tenants: frozenset[str]
+) -> TrainingExample | str:
     """The record's example, or why there is none (a ``FILTER_REASONS`` entry)."""
     try:
         record = raw if isinstance(raw, TeacherLogRecord) else TeacherLogRecord.from_json(raw)
+        if record.tenant is not None and record.tenant in deleted_tenants:
+            return "deleted_tenant"
         skip = beyond_text(record)
         if skip:
             return skip
@@ -176,17 +197,19 @@ def build_examples(
     *,
     learn_reasoning: bool,
     seen_fingerprints: set[str] | None = None,
+    deleted_tenants: frozenset[str] = frozenset(),
 ) -> tuple[list[TrainingExample], FilterReport]:
     """Examples from ``records`` (parsed records or raw JSON), plus what was dropped and why.
 
-    ``seen_fingerprints`` carries duplicates across batches; it is updated in place.
+    ``seen_fingerprints`` carries duplicates across batches; it is updated in place. Records of
+    ``deleted_tenants`` become no example (``deleted_tenant``).
     """
     seen = seen_fingerprints if seen_fingerprints is not None else set()
     report = FilterReport()
     out: list[TrainingExample] = []
     for raw in records:
         report.seen += 1
-        example = _example_or_reason(raw, learn_reasoning)
+        example = _example_or_reason(raw, learn_reasoning, deleted_tenants)
         if isinstance(example, str):
             report.dropped[example] += 1
             continue

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
+from filelock import FileLock
 
 from distillserve.distiller.examples import ExampleSource, TrainingExample
 from distillserve.testbed.tasks import BASE_TASKS, sample
@@ -36,13 +37,32 @@ class ExampleStore:
                 out.append(TrainingExample.from_json(orjson.loads(line), source=self.source))
         return out
 
-    def add(self, examples: Sequence[TrainingExample], *, seed: int = 0) -> None:
-        items = self.load() + list(examples)
-        if len(items) > self.max_items:
-            # Keep a uniform sample so early skills stay represented, in their original order.
-            keep = sorted(random.Random(seed).sample(range(len(items)), self.max_items))
-            items = [items[i] for i in keep]
+    def _locked(self) -> FileLock:
+        """Serialises read-modify-writes: the distiller adds while a deletion may purge."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(self.path.with_name(f".{self.path.name}.lock"), timeout=60)
+
+    def add(self, examples: Sequence[TrainingExample], *, seed: int = 0) -> None:
+        with self._locked():
+            items = self.load() + list(examples)
+            if len(items) > self.max_items:
+                # Keep a uniform sample so early skills stay represented, in their original order.
+                keep = sorted(random.Random(seed).sample(range(len(items)), self.max_items))
+                items = [items[i] for i in keep]
+            self._write(items)
+
+    def forget_tenants(self, tenants: frozenset[str]) -> int:
+        """Remove every example of ``tenants``; how many were removed."""
+        if not tenants or not self.path.exists():
+            return 0
+        with self._locked():
+            items = self.load()
+            kept = [e for e in items if e.tenant is None or e.tenant not in tenants]
+            if len(kept) != len(items):
+                self._write(kept)
+            return len(items) - len(kept)
+
+    def _write(self, items: Sequence[TrainingExample]) -> None:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         with tmp.open("wb") as fh:
             for e in items:

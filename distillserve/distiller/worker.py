@@ -33,6 +33,7 @@ from typing import Any
 
 from distillserve.adapters.promotion import Promoter
 from distillserve.adapters.registry import AdapterCard, AdapterRegistry, RegistryError, SkippedRunCard
+from distillserve.adapters.tenant_deletions import TenantDeletions
 from distillserve.config import DistillerConfig
 from distillserve.distiller.evaluation import Evaluator, compare
 from distillserve.distiller.examples import TrainingExample, build_examples
@@ -115,6 +116,8 @@ class Distiller:
         self.base_model = base_model
         self.base_dir = base_dir
         self.registry = registry
+        # Tenants whose data was deleted: purged from the stores below, skipped in the log.
+        self.deletions = TenantDeletions(registry)
         self.promoter = promoter
         self.state_dir = state_dir
         self.replay = ExampleStore(state_dir / "replay.jsonl", cfg.replay.store_max)
@@ -159,7 +162,10 @@ class Distiller:
         started = time.perf_counter()
         seen = set(self.seen)  # adopted only when the batch is consumed
         examples, report = build_examples(
-            [r.value for r in batch], learn_reasoning=self.cfg.kd.learn_reasoning, seen_fingerprints=seen
+            [r.value for r in batch],
+            learn_reasoning=self.cfg.kd.learn_reasoning,
+            seen_fingerprints=seen,
+            deleted_tenants=self.forget_deleted_tenants(),
         )
         if report.kept == 0:
             self._count_records(report.as_dict())
@@ -223,6 +229,17 @@ class Distiller:
         self.runs += 1
         log.info("registered %s: %s; gate: %s", card.version, evaluation["candidate"], gate.reasons or "pass")
         return self._apply_gate(card, gate)
+
+    def forget_deleted_tenants(self) -> frozenset[str]:
+        """The tenants whose data was deleted; their examples leave the replay store and the past
+        held-out set now (counted), before anything of them could be replayed or scored."""
+        tenants = self.deletions.tenants()
+        for where, store in (("replay_store", self.replay), ("past_holdout", self.past_holdout)):
+            n = store.forget_tenants(tenants)
+            if n:
+                metrics.TENANT_DELETIONS.labels(where=where).inc(n)
+                log.info("removed %d examples of deleted tenants from the %s", n, where)
+        return tenants
 
     def _skip(
         self,
@@ -412,6 +429,8 @@ class Distiller:
     @staticmethod
     def _count_records(records: dict[str, Any]) -> None:
         metrics.DISTILLER_RECORDS.labels(outcome="kept").inc(records["kept"])
+        if records["dropped"]["deleted_tenant"]:
+            metrics.TENANT_DELETIONS.labels(where="teacher_log").inc(records["dropped"]["deleted_tenant"])
         for reason, n in records["dropped"].items():
             if n:
                 metrics.DISTILLER_RECORDS.labels(outcome=reason).inc(n)

@@ -412,6 +412,26 @@ def _grading(m: _Maker) -> dict[str, Any]:
     )
 
 
+def _privacy(m: _Maker) -> dict[str, Any]:
+    return dict(
+        TEACHER_LOG_SCRUBBED=m.counter(
+            "distillserve_teacher_log_scrubbed_total",
+            "PII and secrets replaced by a placeholder before a record entered the log, by entity type.",
+            ["entity"],
+        ),
+        TEACHER_LOG_SCRUB_DURATION=m.histogram(
+            "distillserve_teacher_log_scrub_seconds",
+            "Time to scrub one teacher-log record.",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+        ),
+        TENANT_DELETIONS=m.counter(
+            "distillserve_tenant_deleted_examples_total",
+            "Data of deleted tenants removed: replay examples purged, log records not trained on.",
+            ["where"],
+        ),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Metrics:
     """One set of every distillserve metric; field names are this module's names."""
@@ -473,6 +493,9 @@ class Metrics:
     KEY_BUDGET_CHARGED: Counter
     KEY_BUDGET_LIMIT: Gauge
     KEY_BUDGET_PERIOD: Gauge
+    TEACHER_LOG_SCRUBBED: Counter
+    TEACHER_LOG_SCRUB_DURATION: Histogram
+    TENANT_DELETIONS: Counter
 
 
 def declare(registry: CollectorRegistry) -> Metrics:
@@ -490,6 +513,7 @@ def declare(registry: CollectorRegistry) -> Metrics:
         **_grading(m),
         **_keys(m),
         **_cost(m),
+        **_privacy(m),
     )
 
 
@@ -552,3 +576,6 @@ UNPRICED_TOKENS = DEFAULT.UNPRICED_TOKENS
 KEY_BUDGET_CHARGED = DEFAULT.KEY_BUDGET_CHARGED
 KEY_BUDGET_LIMIT = DEFAULT.KEY_BUDGET_LIMIT
 KEY_BUDGET_PERIOD = DEFAULT.KEY_BUDGET_PERIOD
+TEACHER_LOG_SCRUBBED = DEFAULT.TEACHER_LOG_SCRUBBED
+TEACHER_LOG_SCRUB_DURATION = DEFAULT.TEACHER_LOG_SCRUB_DURATION
+TENANT_DELETIONS = DEFAULT.TENANT_DELETIONS

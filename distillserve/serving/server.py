@@ -18,6 +18,7 @@ from distillserve.adapters.registry_api import gateway_registry_router
 from distillserve.adapters.registry_factory import build_registry
 from distillserve.adapters.registry_sync import RegistrySync
 from distillserve.adapters.student_watch import StudentWatch
+from distillserve.adapters.tenant_admin_api import gateway_tenant_router
 from distillserve.adapters.validation import AdapterValidator
 from distillserve.backends.factory import build_backend
 from distillserve.backends.teacher_logprobs import asking_logprobs
@@ -198,6 +199,7 @@ def build_admin_routers(
     return [
         gateway_admin_router(settings, student_control),
         gateway_registry_router(settings, student_control),
+        gateway_tenant_router(settings),
     ]
 
 

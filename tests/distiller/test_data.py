@@ -46,6 +46,7 @@ def test_filters_count_each_bad_kind_and_keep_the_rest() -> None:
         "tool_call": 0,
         "tools": 0,
         "vision": 0,
+        "deleted_tenant": 0,
     }
     assert report.kept == len(examples) == 6
     for e in examples:  # the teacher's exact answers, nothing else

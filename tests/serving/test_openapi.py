@@ -172,7 +172,7 @@ def test_completions_document_errors_and_the_event_stream(document: dict, path: 
 
 def test_admin_operations_need_the_admin_key_and_answer_openai_errors(document: dict) -> None:
     admin = {p: ops for p, ops in document["paths"].items() if p.startswith("/admin/")}
-    assert len([op for ops in admin.values() for op in ops.values()]) == 11
+    assert len([op for ops in admin.values() for op in ops.values()]) == 13
     for ops in admin.values():
         for op in ops.values():
             assert op["security"] == [{"AdminKey": []}]
