@@ -213,6 +213,15 @@ async def test_the_refresher_publishes_its_fit_and_a_following_refresher_only_lo
     await fol.prime()
     assert fol.shared is not None and fol.shared.loaded == pub.shared.loaded
     assert fol.fits == 0 and not fol.due()
-    await pub.prime()  # the publisher restarted: its own classifier counts as fitted to the live student
-    for loop in loops:
+    # The publisher restarts with the same traffic in memory: it loads its published classifier,
+    # fitted to the student that serves, and has nothing to re-fit.
+    again = Gateway(embedder, registry_url, tmp_path / "again", publishes=True)
+    restarted = RouterRefresher(
+        Router(cfg, scorer=again.scorer), student, target, every=0, min_examples=30, shared=again.shared
+    )
+    for prompt, answer in sample(BASE_TASKS, 30, seed=6):
+        restarted.router.remember_teacher_answer([{"role": "user", "content": prompt}], answer)
+    await restarted.prime()
+    assert again.shared.loaded == pub.shared.loaded and not restarted.due()
+    for loop in (*loops, restarted):
         await loop.router.aclose()
