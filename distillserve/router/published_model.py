@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import zipfile
 
 from distillserve.adapters.registry import AdapterRegistry, RegistryError, RouterModelRef, StaleRouterModel
@@ -31,17 +29,13 @@ from distillserve.config import Settings
 from distillserve.monitoring import metrics
 from distillserve.router.difficulty_classifier import DifficultyClassifier
 from distillserve.router.embedding_scorer import EmbeddingScorer
+from distillserve.router.fleet_share import gateway_id
 from distillserve.router.router import Router
 
 log = logging.getLogger(__name__)
 
 # What a classifier file that passed its checksum can still fail with (written by another version).
 _UNREADABLE = (ValueError, KeyError, zipfile.BadZipFile)
-
-
-def gateway_id() -> str:
-    """Who published a classifier, for people reading the card."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class PublishedRouterModel:
