@@ -455,7 +455,7 @@ class AdapterRegistry:
             "adapter_version": adapter_version,
             "sha256": ref.sha256,
             "by": by,
-            "published_at": ref.published_at,
+            "written_at": time.time(),
         }
         self._write_atomic(posixpath.join(folder, CARD), orjson.dumps(full_card, option=orjson.OPT_INDENT_2))
         with self._locked():
@@ -465,6 +465,7 @@ class AdapterRegistry:
                     f"router classifier fitted to {adapter_version or 'the base student'}, "
                     f"but {state.live or 'the base student'} is live now"
                 )
+            ref.published_at = time.time()  # when the state names it: from here gateways converge
             state.router_model = ref
             self._write_atomic(
                 self._p("state.json"), orjson.dumps(state.model_dump(mode="json"), option=orjson.OPT_INDENT_2)

@@ -118,12 +118,13 @@ def test_one_published_classifier_routes_both_gateways_and_a_restarted_one(
             )
             wait_for(
                 lambda: metric_of(b, "distillserve_router_model_loads_total", outcome="loaded") >= 1,
-                BOUND_S,
+                2 * BOUND_S,
                 "B loads the published classifier",
             )
+            seen_at = time.time()
             ref = reg.state().router_model
             assert ref is not None and ref.adapter_version is None  # fitted to the base student
-            converged = time.time() - ref.published_at
+            converged = seen_at - ref.published_at  # from the state write to B's scrape saying loaded
             print(f"\nB loaded A's classifier within {converged:.2f}s of its publication (poll {POLL_S}s)")
             assert converged < BOUND_S
 
