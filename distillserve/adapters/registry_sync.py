@@ -33,6 +33,11 @@ from distillserve.protocol.errors import AdapterError, APIError
 log = logging.getLogger(__name__)
 
 
+def _serving_part(state: RegistryState) -> dict[str, object]:
+    """What of the state the student route follows: all but the router's classifier."""
+    return state.model_dump(exclude={"router_model"})
+
+
 class StateWatcher:
     """The registry's state, read only when it changed: one HEAD/stat of ``state.json`` a poll,
     the body only when its fingerprint moved (what ``RegistrySync`` does, for other followers
@@ -136,6 +141,11 @@ class RegistrySync:
         if self._refused_recently(fingerprint):
             return False
         state = await asyncio.to_thread(reg.state)
+        if self._applied is not None and _serving_part(state) == _serving_part(self._state):
+            # Only what the student's route does not follow changed (a new router classifier):
+            # nothing to load, probe or switch.
+            self._applied, self._state = fingerprint, state
+            return True
         try:
             await self._apply(reg, state)
         except (AdapterError, RegistryError) as exc:
