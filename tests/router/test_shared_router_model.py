@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
+from distillserve.adapters.adapter_cache import AdapterCache
+from distillserve.adapters.hotswap import HotSwapper
 from distillserve.adapters.registry import AdapterCard, AdapterRegistry, StaleRouterModel
-from distillserve.adapters.registry_sync import StateWatcher
+from distillserve.adapters.registry_sync import RegistrySync, StateWatcher
 from distillserve.adapters.student_target import StudentTarget
 from distillserve.backends.testbed_teacher import TestbedTeacher as OracleStudent
 from distillserve.config import RouterConfig
@@ -28,6 +30,7 @@ from distillserve.router.router import Router
 from distillserve.router.sentence_embedder import SentenceEmbedder
 from distillserve.testbed.tasks import BASE_TASKS, TASKS, sample
 from tests.router.test_embedding_scorer import task_labelled
+from tests.support.adapter_host import FakeAdapterHost
 from tests.support.metrics import sample as metric
 from tests.support.s3 import start_s3
 
@@ -225,3 +228,37 @@ async def test_the_refresher_publishes_its_fit_and_a_following_refresher_only_lo
     assert again.shared.loaded == pub.shared.loaded and not restarted.due()
     for loop in (*loops, restarted):
         await loop.router.aclose()
+
+
+class _Baselines:
+    def set_drift_baseline(self, adapter: str, agreement: float | None) -> None:
+        pass
+
+
+async def test_naming_a_new_classifier_makes_no_gateway_reload_its_adapters(
+    tmp_path: Path, fresh_metrics: CollectorRegistry
+) -> None:
+    """A state write that only names a router classifier is no adapter change: the adapter sync
+    takes its fingerprint and loads, probes and switches nothing (the engine here is the in-memory
+    adapter host of ``tests/support``: what is counted is the sync's own work, not a model's)."""
+    reg = open_registry((str(tmp_path / "registry"), {}))
+    v1, v2 = register_version(reg, tmp_path), register_version(reg, tmp_path)
+    reg.mark_live(v1, by="test")
+    reg.mark_canary(v2, 0.1, by="test")
+    engine = FakeAdapterHost()
+    sync = RegistrySync(
+        lambda: reg, HotSwapper(engine, StudentTarget()), _Baselines(), AdapterCache(tmp_path / "cache")
+    )
+    assert await sync.sync_once()
+    applied = metric(fresh_metrics, "distillserve_registry_syncs_total", outcome="applied")
+    calls = list(engine.calls)
+    assert applied == 1 and calls == [("load", reg.adapter_name(v1)), ("load", reg.adapter_name(v2))]
+
+    reg.publish_router_model(b"classifier", {}, adapter_version=v1, by="test")
+    assert await sync.sync_once()
+    assert metric(fresh_metrics, "distillserve_registry_syncs_total", outcome="applied") == applied
+    assert engine.calls == calls
+    assert metric(fresh_metrics, "distillserve_registry_convergence_seconds_count") == 0
+    reg.mark_canary(None, 0.0, by="test")  # a real change still goes through
+    assert await sync.sync_once()
+    assert metric(fresh_metrics, "distillserve_registry_syncs_total", outcome="applied") == applied + 1
