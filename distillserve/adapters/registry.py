@@ -9,6 +9,9 @@ Layout under the registry URL (a local directory or any fsspec URL), one folder 
     <base>/golden/v1.jsonl   the golden regression slice of the deployment's own traffic, one
     <base>/golden/v1.json    immutable file per version and its manifest (count, SHA-256)
     <base>/runs/skipped-*.json  cards of runs that trained nothing, and why
+    <base>/router/<version|base>/<sha16>/classifier.npz, card.json
+                             the learned router's classifier fitted to that adapter version, named
+                             by ``state.json``'s ``router_model``: what every gateway routes with
 
 A version is visible only once complete: locally it is written in ``staging`` and renamed into
 ``versions`` in one step; on object stores the card is written last and a folder without a card
@@ -116,6 +119,32 @@ class SkippedRunCard(BaseModel):
     data_sources: dict[str, Any] = Field(default_factory=dict)
 
 
+ROUTER_MODEL_FILE = "classifier.npz"
+
+
+class RouterModelRef(BaseModel):
+    """The learned router's classifier the whole fleet routes with (``state.router_model``)."""
+
+    adapter_version: str | None = None  # the version it was fitted to; None = the base student
+    sha256: str
+    published_at: float = Field(default_factory=time.time)
+    by: str = ""  # which gateway fitted and published it
+
+    @property
+    def folder(self) -> str:
+        """Relative to the base's folder; built from the version and the hash, never read from the
+        state, so a tampered state cannot point outside ``router/``."""
+        return posixpath.join(
+            "router",
+            _checked(self.adapter_version) if self.adapter_version else "base",
+            _hex(self.sha256)[:16],
+        )
+
+
+class StaleRouterModel(RegistryError):
+    """A classifier fitted to a version that is no longer live: publishing it is refused."""
+
+
 class RegistryState(BaseModel):
     live: str | None = None
     canary: str | None = None
@@ -123,6 +152,8 @@ class RegistryState(BaseModel):
     log: list[Transition] = Field(default_factory=list)
     # Each promoted version's eval agreement with the teacher: every gateway's drift baseline.
     baselines: dict[str, float] = Field(default_factory=dict)
+    # The learned router's classifier every gateway loads (``router.published_model``).
+    router_model: RouterModelRef | None = None
 
     def retired_since(self, version: str) -> float | None:
         """When ``version`` last stopped being live or canary; None while it serves (or never did)."""
@@ -157,6 +188,12 @@ def _checked(version: str) -> str:
     if _version_number(version) < 0:
         raise VersionNotFound(f"no version {version!r}")
     return version
+
+
+def _hex(digest: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise AdapterRejected(f"not a SHA-256: {digest!r}")
+    return digest
 
 
 class AdapterRegistry:
@@ -400,6 +437,56 @@ class AdapterRegistry:
             if posixpath.basename(e).startswith("skipped-") and e.endswith(".json")
         ]
         return sorted(cards, key=lambda c: c.created_at)
+
+    # -- the learned router's classifier ---------------------------------------------------------
+    def publish_router_model(
+        self, data: bytes, card: dict[str, Any], *, adapter_version: str | None, by: str
+    ) -> RouterModelRef:
+        """Publish a router classifier fitted to ``adapter_version`` (None: the base student) and name
+        it in the state, so every gateway loads it. The files go first (a folder per content hash,
+        never overwritten), the state last; refused with ``StaleRouterModel`` when the live version
+        changed meanwhile (the classifier describes a student that no longer serves)."""
+        ref = RouterModelRef(adapter_version=adapter_version, sha256=hashlib.sha256(data).hexdigest(), by=by)
+        folder = self._p(ref.folder)
+        self.fs.makedirs(folder, exist_ok=True)
+        self._write_atomic(posixpath.join(folder, ROUTER_MODEL_FILE), data)
+        full_card = {
+            **card,
+            "adapter_version": adapter_version,
+            "sha256": ref.sha256,
+            "by": by,
+            "written_at": time.time(),
+        }
+        self._write_atomic(posixpath.join(folder, CARD), orjson.dumps(full_card, option=orjson.OPT_INDENT_2))
+        with self._locked():
+            state = self.state()
+            if state.live != adapter_version:
+                raise StaleRouterModel(
+                    f"router classifier fitted to {adapter_version or 'the base student'}, "
+                    f"but {state.live or 'the base student'} is live now"
+                )
+            ref.published_at = time.time()  # when the state names it: from here gateways converge
+            state.router_model = ref
+            self._write_atomic(
+                self._p("state.json"), orjson.dumps(state.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
+            )
+        log.info(
+            "router classifier %s published for %s by %s", ref.sha256[:12], adapter_version or "base", by
+        )
+        return ref
+
+    def read_router_model(self, ref: RouterModelRef) -> bytes:
+        """The classifier ``ref`` names, checked against its SHA-256 (``AdapterRejected`` if corrupt)."""
+        try:
+            data = self.fs.cat_file(self._p(ref.folder, ROUTER_MODEL_FILE))
+        except FileNotFoundError:
+            raise VersionNotFound(f"router classifier {ref.folder} is missing") from None
+        if hashlib.sha256(data).hexdigest() != ref.sha256:
+            raise AdapterRejected(f"router classifier {ref.folder} does not match its checksum (corrupt)")
+        return data
+
+    def router_model_card(self, ref: RouterModelRef) -> dict[str, Any]:
+        return orjson.loads(self.fs.cat_file(self._p(ref.folder, CARD)))
 
     # -- validation -----------------------------------------------------------------------------
     def validate(self, version: str) -> AdapterCard:

@@ -33,6 +33,43 @@ from distillserve.protocol.errors import AdapterError, APIError
 log = logging.getLogger(__name__)
 
 
+def _serving_part(state: RegistryState) -> dict[str, object]:
+    """What of the state the student route follows: all but the router's classifier."""
+    return state.model_dump(exclude={"router_model"})
+
+
+class StateWatcher:
+    """The registry's state, read only when it changed: one HEAD/stat of ``state.json`` a poll,
+    the body only when its fingerprint moved (what ``RegistrySync`` does, for other followers
+    such as the learned router's published classifier)."""
+
+    def __init__(self, registry: Callable[[], AdapterRegistry]) -> None:
+        self._make_registry = registry
+        self._registry: AdapterRegistry | None = None
+        self._seen: str | None = None
+
+    @property
+    def registry(self) -> AdapterRegistry:
+        if self._registry is None:
+            self._registry = self._make_registry()
+        return self._registry
+
+    def changed(self) -> RegistryState | None:
+        """The state if it changed since the last call (blocking I/O: run it on a thread); None
+        when it did not, or there is none yet. Raises ``OSError`` when the store is unreachable."""
+        reg = self.registry
+        fingerprint = reg.state_fingerprint()
+        if fingerprint is None or fingerprint == self._seen:
+            return None
+        state = reg.state()
+        self._seen = fingerprint
+        return state
+
+    def forget(self) -> None:
+        """Hand the current state out again at the next ``changed`` (acting on it failed)."""
+        self._seen = None
+
+
 class RegistrySync:
     def __init__(
         self,
@@ -104,6 +141,11 @@ class RegistrySync:
         if self._refused_recently(fingerprint):
             return False
         state = await asyncio.to_thread(reg.state)
+        if self._applied is not None and _serving_part(state) == _serving_part(self._state):
+            # Only what the student's route does not follow changed (a new router classifier):
+            # nothing to load, probe or switch.
+            self._applied, self._state = fingerprint, state
+            return True
         try:
             await self._apply(reg, state)
         except (AdapterError, RegistryError) as exc:
@@ -114,6 +156,7 @@ class RegistrySync:
             log.error("registry state refused, the student keeps %s: %s", self.swapper.target.live, exc)
             self._refused = (fingerprint, time.monotonic())
             return False
+        transitions_before = len(self._state.log)
         self._applied, self._state, self._refused = fingerprint, state, None
         metrics.REGISTRY_SYNCS.labels(outcome="applied").inc()
         metrics.REGISTRY_IN_SYNC.set(1)
@@ -123,7 +166,9 @@ class RegistrySync:
             # rollback (phase one runs before the registry names it live).
             self._seeded = True
             self._retired.update(self._due(state, time.time()))
-        elif state.log:  # a change seen while running (at start it is no convergence time)
+        elif len(state.log) > transitions_before:
+            # A transition seen while running (at start it is no convergence time; a state write
+            # without one, such as a new router classifier, is none either).
             metrics.REGISTRY_CONVERGENCE.observe(max(0.0, time.time() - state.log[-1].at))
         return True
 

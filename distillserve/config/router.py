@@ -58,6 +58,19 @@ class CascadeConfig(StrictModel):
     decide_after_tokens: int = Field(default=0, ge=0)
 
 
+class FleetShareConfig(StrictModel):
+    """The target-share policy on the fleet's share (``policy: target_share``): every gateway
+    publishes its recent scores and routes to Redis each ``sync_interval_s`` and sets its threshold
+    on the pooled window of all gateways. None (``redis_url`` unset): each gateway on its own."""
+
+    redis_url: str | None = None
+    # Several fleets may share one Redis: their windows live under ``<key>:*``.
+    key: str = "distillserve:router:share"
+    sync_interval_s: float = Field(default=1.0, gt=0)
+    # A gateway silent this long (stopped, partitioned) drops out of the pool.
+    stale_after_s: float = Field(default=10.0, gt=0)
+
+
 # Flat keys of the old layout -> (group, key).
 _LEGACY = {
     "embedding_model": ("embedding", "model"),
@@ -96,6 +109,12 @@ class RouterConfig(StrictModel):
     embedding: EmbeddingScorerConfig = Field(default_factory=EmbeddingScorerConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     cascade: CascadeConfig = Field(default_factory=CascadeConfig)
+    # The learned classifier across gateways (``router.published_model``): "off" each gateway fits
+    # its own; "publish" this gateway fits and publishes it to the registry (one per fleet: a
+    # dedicated config); "follow" it only loads what the registry names. Both load the published
+    # one at start instead of cold-starting.
+    shared_model: Literal["off", "publish", "follow"] = "off"
+    fleet_share: FleetShareConfig = Field(default_factory=FleetShareConfig)
 
     @model_validator(mode="before")
     @classmethod

@@ -67,6 +67,10 @@ class AgreementTracker:
             self._export(adapter, w)
 
     def record(self, adapter: str, agreed: bool) -> None:
+        # The counter is what the fleet's drift rule sums over gateways; the window gauges are this pod's.
+        metrics.STUDENT_AGREEMENT_PAIRS_TOTAL.labels(
+            adapter=adapter, agreed="true" if agreed else "false"
+        ).inc()
         with self._lock:
             w = self._get(adapter)
             w.add(agreed)

@@ -275,6 +275,45 @@ def _fleet(m: _Maker) -> dict[str, Any]:
     )
 
 
+ROUTER_MODEL_LOAD_OUTCOMES = ("loaded", "refused", "unreachable")
+ROUTER_MODEL_PUBLISH_OUTCOMES = ("published", "stale", "failed")
+FLEET_SHARE_SYNC_OUTCOMES = ("synced", "unreachable")
+
+
+def _shared_routing(m: _Maker) -> dict[str, Any]:
+    """One router for the fleet: the published classifier, the fleet's teacher share, fleet drift."""
+    return dict(
+        ROUTER_MODEL_LOADS=m.counter(
+            "distillserve_router_model_loads_total",
+            "Router classifiers read from the registry, by outcome (refused: corrupt, or fitted on "
+            "another embedding model; unreachable: the registry did not answer, retried).",
+            ["outcome"],
+        ),
+        ROUTER_MODEL_PUBLISHES=m.counter(
+            "distillserve_router_model_publishes_total",
+            "Router classifiers this gateway fitted and published, by outcome (stale: the live "
+            "version changed during the fit; failed: the registry write failed).",
+            ["outcome"],
+        ),
+        FLEET_SHARE_SYNCS=m.counter(
+            "distillserve_router_fleet_share_syncs_total",
+            "Exchanges of the target-share window with the other gateways (unreachable: Redis "
+            "down, the policy runs on this gateway's own window meanwhile).",
+            ["outcome"],
+        ),
+        FLEET_SHARE_GATEWAYS=m.gauge(
+            "distillserve_router_fleet_share_gateways",
+            "Gateways whose recent scores the target-share policy pooled at its last exchange.",
+        ),
+        STUDENT_AGREEMENT_PAIRS_TOTAL=m.counter(
+            "distillserve_student_agreement_pairs_total",
+            "Shadow pairs graded per adapter (agreed: true/false); summed across gateways by the "
+            "fleet drift rule.",
+            ["adapter", "agreed"],
+        ),
+    )
+
+
 def _drift(m: _Maker) -> dict[str, Any]:
     return dict(
         # Shadow sampling: a share of student-served requests is also asked of the teacher in the background.
@@ -496,6 +535,11 @@ class Metrics:
     TEACHER_LOG_SCRUBBED: Counter
     TEACHER_LOG_SCRUB_DURATION: Histogram
     TENANT_DELETIONS: Counter
+    ROUTER_MODEL_LOADS: Counter
+    ROUTER_MODEL_PUBLISHES: Counter
+    FLEET_SHARE_SYNCS: Counter
+    FLEET_SHARE_GATEWAYS: Gauge
+    STUDENT_AGREEMENT_PAIRS_TOTAL: Counter
 
 
 def declare(registry: CollectorRegistry) -> Metrics:
@@ -514,6 +558,7 @@ def declare(registry: CollectorRegistry) -> Metrics:
         **_keys(m),
         **_cost(m),
         **_privacy(m),
+        **_shared_routing(m),
     )
 
 
@@ -579,3 +624,8 @@ KEY_BUDGET_PERIOD = DEFAULT.KEY_BUDGET_PERIOD
 TEACHER_LOG_SCRUBBED = DEFAULT.TEACHER_LOG_SCRUBBED
 TEACHER_LOG_SCRUB_DURATION = DEFAULT.TEACHER_LOG_SCRUB_DURATION
 TENANT_DELETIONS = DEFAULT.TENANT_DELETIONS
+ROUTER_MODEL_LOADS = DEFAULT.ROUTER_MODEL_LOADS
+ROUTER_MODEL_PUBLISHES = DEFAULT.ROUTER_MODEL_PUBLISHES
+FLEET_SHARE_SYNCS = DEFAULT.FLEET_SHARE_SYNCS
+FLEET_SHARE_GATEWAYS = DEFAULT.FLEET_SHARE_GATEWAYS
+STUDENT_AGREEMENT_PAIRS_TOTAL = DEFAULT.STUDENT_AGREEMENT_PAIRS_TOTAL

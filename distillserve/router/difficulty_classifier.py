@@ -7,6 +7,7 @@ a small ``.npz`` with a JSON card (what it was trained on, how well it did).
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -43,8 +44,18 @@ class DifficultyClassifier:
         os.replace(tmp, p)
         return p
 
+    def to_bytes(self) -> bytes:
+        """The ``.npz`` that ``save`` writes, in memory (what the registry stores)."""
+        buf = io.BytesIO()
+        np.savez(buf, weights=self.weights, bias=np.array([self.bias]), card=np.array(json.dumps(self.card)))
+        return buf.getvalue()
+
     @classmethod
-    def load(cls, path: str | Path) -> DifficultyClassifier:
+    def from_bytes(cls, data: bytes) -> DifficultyClassifier:
+        return cls.load(io.BytesIO(data))
+
+    @classmethod
+    def load(cls, path: str | Path | io.BytesIO) -> DifficultyClassifier:
         with np.load(path, allow_pickle=False) as z:
             return cls(
                 weights=z["weights"].astype(np.float32),

@@ -7,6 +7,7 @@ import math
 import random
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Sequence
 from typing import Literal
 
 Route = Literal["student", "teacher"]
@@ -46,6 +47,10 @@ class TargetSharePolicy(RoutingPolicy):
     The window lags when the traffic mix shifts, so the share actually given to the teacher
     over the same window feeds back: the quantile aims at ``target + gain * (target - realised)``,
     which pays back an overshoot during a shift instead of letting it stand.
+
+    Across a fleet (``pool``) the window is every gateway's recent scores, so the threshold is the
+    fleet's quantile and the feedback the fleet's realised share: gateways that see harder traffic
+    send more of it to the teacher, and the fleet as a whole holds the target.
     """
 
     def __init__(
@@ -68,6 +73,8 @@ class TargetSharePolicy(RoutingPolicy):
         self._rng = rng or random.Random()
         self.gain = gain
         self._routed: deque[bool] = deque(maxlen=window)  # True = sent to the teacher
+        # The other gateways' recent decisions (teacher, all), when the window is pooled (``pool``).
+        self._others_routed = (0, 0)
 
     def observe(self, score: float) -> None:
         if math.isnan(score):
@@ -79,6 +86,21 @@ class TargetSharePolicy(RoutingPolicy):
         bisect.insort(self._sorted, score)
         self._recalibrate()
 
+    # -- the fleet's share (``router.fleet_share``) ---------------------------------------------------
+    def window(self) -> tuple[list[float], int, int]:
+        """This gateway's own recent scores, and how many of its recent decisions went to the teacher
+        out of how many: what it shares with the other gateways."""
+        return list(self._recent), sum(self._routed), len(self._routed)
+
+    def pool(self, scores: Sequence[float], teacher: int, decided: int) -> None:
+        """Aim at the fleet's share: set the threshold on this gateway's window together with the
+        other gateways' ``scores``, and feed back their ``teacher`` of ``decided`` decisions too.
+        Called at each exchange; ``pool([], 0, 0)`` goes back to this gateway alone."""
+        self._sorted = sorted([*self._recent, *(s for s in scores if not math.isnan(s))])
+        self._others_routed = (teacher, decided)
+        if self._sorted:
+            self._recalibrate()
+
     def _recalibrate(self) -> None:
         n = len(self._sorted)
         if self.target_share <= 0.0:
@@ -88,8 +110,9 @@ class TargetSharePolicy(RoutingPolicy):
             self._threshold, self._tie_share = -math.inf, 1.0
             return
         aim = self.target_share
-        if self._routed:
-            realised = sum(self._routed) / len(self._routed)
+        teacher, decided = self._others_routed
+        if self._routed or decided:
+            realised = (sum(self._routed) + teacher) / (len(self._routed) + decided)
             aim = min(1.0, max(0.0, aim + self.gain * (self.target_share - realised)))
         wanted = aim * n  # how many of the recent scores the teacher should take
         # The score at the boundary: the (1 - share) quantile, taken from the top.

@@ -26,6 +26,7 @@ from distillserve.monitoring import metrics
 from distillserve.monitoring.cost import CostLedger
 from distillserve.protocol.backend import Backend
 from distillserve.router.confidence import ConfidenceCascade
+from distillserve.router.fleet_share import FleetShare, gateway_id
 from distillserve.router.heuristic import HeuristicScorer
 from distillserve.router.labelled_example import LabelledExample
 from distillserve.router.policy import Route, RoutingPolicy, TargetSharePolicy, ThresholdPolicy
@@ -53,6 +54,13 @@ def build_policy(cfg: RouterConfig) -> RoutingPolicy:
     return ThresholdPolicy(cfg.threshold)
 
 
+def build_fleet_share(cfg: RouterConfig, policy: RoutingPolicy) -> FleetShare | None:
+    """The exchange that puts a target-share policy on the fleet's share (``router.fleet_share``)."""
+    if cfg.fleet_share.redis_url is None or not isinstance(policy, TargetSharePolicy):
+        return None
+    return FleetShare(policy, cfg.fleet_share, gateway_id())
+
+
 class Router:
     def __init__(
         self,
@@ -75,11 +83,14 @@ class Router:
         else:
             self.scorer = build_scorer(cfg.scorer, cfg=cfg)
         self.policy = policy or build_policy(cfg)
+        self.fleet_share = build_fleet_share(cfg, self.policy)
         self.recent = RecentTeacherAnswers(cfg.retrain.buffer)
         self.graded = GradedAnswers()
 
     async def start(self) -> None:
         await self.scorer.start()
+        if self.fleet_share is not None:
+            self.fleet_share.start()
 
     async def _score(self, prompt: str) -> Score:
         if isinstance(self.scorer, HeuristicScorer):
@@ -187,4 +198,6 @@ class Router:
             self.cost.spend("student", "relabel", usage)
 
     async def aclose(self) -> None:
+        if self.fleet_share is not None:
+            await self.fleet_share.aclose()
         await self.scorer.aclose()

@@ -27,6 +27,7 @@ from distillserve.monitoring.cost import CostLedger
 from distillserve.monitoring.graders import configured_graders
 from distillserve.monitoring.series import init_gateway_series
 from distillserve.protocol.backend import AdapterHost, AdapterRef
+from distillserve.router.published_model import shared_router_model
 from distillserve.router.refresh_loop import RouterRefresher
 from distillserve.router.router import Router
 from distillserve.serving.app import create_app
@@ -134,10 +135,11 @@ class GatewayServices:
         if gw.shadow is not None:
             await gw.shadow.start()
         await gw.router.start()  # a learned scorer loads in the background; the heuristic answers meanwhile
-        self.refresher.start()
         if self.control is not None:
             await self._follow_registry(self.control)
             self.control.watch.start()
+        await self.refresher.prime()  # the fleet's published router classifier, before serving
+        self.refresher.start()
         log.info(
             "gateway ready: student=%s (%s) teacher=%s (%s)",
             gw.student.name,
@@ -180,8 +182,15 @@ class GatewayServices:
 
 
 def build_router_refresher(gw: Gateway, rc: RouterConfig) -> RouterRefresher:
+    shared = shared_router_model(gw.router, gw.settings)
     return RouterRefresher(
-        gw.router, gw.student, gw.target, every=rc.retrain.every, min_examples=rc.retrain.min_examples
+        gw.router,
+        gw.student,
+        gw.target,
+        every=rc.retrain.every,
+        min_examples=rc.retrain.min_examples,
+        poll_s=gw.settings.registry.poll_interval_s if shared else 1.0,
+        shared=shared,
     )
 
 
