@@ -83,7 +83,13 @@ def demo_config(run_dir: Path, ports: dict[str, int], student: str, admin_key: s
         # waits on its preempted member (bench/engine_beside_training.py: 50x slower).
         "embedded": {"kind": "embedded", "name": "student", "model_path": "testbed-student", "threads": 1},
         "smollm2": {"kind": "embedded", "name": "student", "model_path": "smollm2", "threads": 1},
-        "vllm": {"kind": "vllm", "name": "student", "url": f"http://127.0.0.1:{ports['vllm']}/v1"},
+        # vLLM serves SmolLM2 (``vllm-serve`` reads model_path from this config; the distiller too).
+        "vllm": {
+            "kind": "vllm",
+            "name": "student",
+            "url": f"http://127.0.0.1:{ports['vllm']}/v1",
+            "model_path": "smollm2",
+        },
     }
     cfg: dict[str, Any] = {
         "server": {"host": "127.0.0.1", "port": ports["gateway"], "admin_key": admin_key},
@@ -202,6 +208,8 @@ def demo_stack(
             stack.start(
                 "vllm",
                 "vllm-serve",
+                "--config",
+                str(cfg_path),
                 "--port",
                 str(ports["vllm"]),
                 ready_url=f"http://127.0.0.1:{ports['vllm']}/health",

@@ -6,16 +6,22 @@ settings. It checks that the loop turns once, not that the student learns (too f
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import random
 from pathlib import Path
 
 import pytest
+import yaml
 
-from distillserve.demo.run import DemoOptions, run_demo
+from distillserve.backends.testbed_teacher import TestbedTeacher as Oracle
+from distillserve.config import load_settings
+from distillserve.demo.run import DemoOptions, mix_for, run_demo
+from distillserve.demo.stack import demo_config
+from distillserve.demo.traffic import LANGUAGE_MIX, TrafficItem
+from distillserve.protocol.schema import ChatCompletionRequest
 from distillserve.testbed import language
-
-pytestmark = pytest.mark.slow
 
 # Tiny on purpose: one short training run on 2 shared cores, an eval of a few short answers.
 TINY_DISTILLER = {
@@ -33,6 +39,44 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def test_a_real_student_gets_the_natural_language_mix_graded_per_family() -> None:
+    assert mix_for("smollm2") is LANGUAGE_MIX and mix_for("vllm") is LANGUAGE_MIX
+    rng = random.Random(0)
+    items = [LANGUAGE_MIX.draw(rng) for _ in range(200)]
+    assert {i.task for i in items} == set(language.FAMILIES)
+    for item, r1_answer in zip(items, asyncio.run(_teacher_contents(items)), strict=True):
+        assert item.metadata == {"task": item.task}
+        assert r1_answer.startswith("<think>") and item.is_correct(r1_answer), r1_answer
+        assert not item.is_correct("I am not sure.")
+
+
+async def _teacher_contents(items: list[TrafficItem]) -> list[str]:
+    """What the testbed teacher answers each item, R1's way: ``<think>…</think>`` then the answer."""
+    teacher = Oracle(reasoning="think_tags")
+    bodies = [
+        await teacher.chat(
+            ChatCompletionRequest.model_validate(
+                {"model": "teacher", "messages": [{"role": "user", "content": i.prompt}]}
+            )
+        )
+        for i in items
+    ]
+    return [b["choices"][0]["message"]["content"] for b in bodies]
+
+
+@pytest.mark.parametrize("student", ["smollm2", "vllm"])
+def test_the_demo_config_of_a_real_student_loads_and_names_its_model(tmp_path: Path, student: str) -> None:
+    ports = dict.fromkeys(("gateway", "teacher", "broker", "distiller_metrics", "vllm"), 1234)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(demo_config(tmp_path, ports, student, "k")))
+    settings = load_settings(path)
+    assert settings.student.model_path == "smollm2"
+    rules = {r.task: r.grader for r in settings.grading.rules}
+    assert rules == {f.task: f.grader for f in language.FAMILIES.values()}
+    assert settings.distiller.eval.max_new_tokens >= 128, "room for a worked answer"
+
+
+@pytest.mark.slow
 def test_smollm2_demo_serves_logs_and_trains_an_adapter(tmp_path: Path) -> None:
     out = tmp_path / "report"
     opts = DemoOptions(
