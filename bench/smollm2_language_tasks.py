@@ -4,7 +4,8 @@ Each family's prompts (seeded, the same for every run) go through the embedded e
 model's real tokenizer and chat template, greedy, and are graded by the family's own grader
 (``final_answer`` or ``json``) against the testbed teacher's exact answer. Printed as JSON per
 family: accuracy, how often the answer came in the expected form (``\\boxed{}`` / parsable JSON),
-how often generation hit ``max_tokens``, and for extraction the share of fields right.
+how often generation hit ``max_tokens``, right answers per kind of question, and for extraction
+the share of fields right.
 
     nice -n 19 .venv/bin/python bench/smollm2_language_tasks.py [--per-family 24] [--max-tokens 128]
 """
@@ -72,9 +73,13 @@ def score(items: list[language.LanguageItem], replies: list[dict]) -> dict[str, 
         in_form = [boxed_contents(r["text"]) is not None for r in replies]
         extra = {}
     n = len(items)
+    by_problem: dict[str, list[bool]] = {}
+    for i, g in zip(items, graded, strict=True):
+        by_problem.setdefault(i.problem, []).append(g.verdict)
     return {
         "n": n,
         "accuracy": round(sum(g.verdict for g in graded) / n, 3),
+        "by_problem": {k: f"{sum(v)}/{len(v)}" for k, v in sorted(by_problem.items())},
         "answer_in_expected_form": round(sum(in_form) / n, 3),
         "hit_max_tokens": round(sum(r["finish"] == "length" for r in replies) / n, 3),
         "mean_completion_tokens": round(sum(r["usage"]["completion_tokens"] for r in replies) / n, 1),
@@ -116,7 +121,12 @@ def main() -> None:
     ap.add_argument("--per-family", type=int, default=24)
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--seed", type=int, default=101, help="item seed (the demo's traffic uses others)")
-    ap.add_argument("--threads", type=int, default=1, help="1 beside other work: a 2-thread team waits on its preempted member")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="1 beside other work: a 2-thread team waits on its preempted member",
+    )
     ap.add_argument("--concurrency", type=int, default=8)
     print(json.dumps(asyncio.run(run(ap.parse_args())), indent=2))
 

@@ -40,6 +40,7 @@ def test_every_wording_of_a_family_is_used_and_prompts_rarely_repeat(task: str) 
         if w.parse(i.prompt)
     }
     assert used == wordings
+    assert {i.problem for i in ITEMS if i.task == task} == {p.name for p in family.problems}
     prompts = [i.prompt for i in ITEMS if i.task == task]
     assert len(set(prompts)) >= 0.95 * len(prompts)
 

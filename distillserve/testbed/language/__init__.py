@@ -31,7 +31,7 @@ def draw_item(task: str, rng: random.Random) -> LanguageItem:
     values = problem.draw(rng)
     prompt = wording.render(values)
     solution = problem.solve({k: values[k] for k in wording.slots})
-    return LanguageItem(task, family.grader, prompt, solution.answer, solution.final)
+    return LanguageItem(task, family.grader, prompt, solution.answer, solution.final, problem.name)
 
 
 def sample(tasks: list[str], n: int, seed: int) -> list[LanguageItem]:

@@ -62,6 +62,7 @@ def _unit_solve(v: Values) -> Solution:
 
 
 UNIT = Problem(
+    "units",
     tuple(
         PromptTemplate(t, SLOTS)
         for t in (
@@ -88,6 +89,7 @@ def _currency_solve(v: Values) -> Solution:
 
 
 CURRENCY = Problem(
+    "currency",
     tuple(
         PromptTemplate(t, SLOTS)
         for t in (

@@ -43,6 +43,7 @@ def _after_weekday_solve(v: Values) -> Solution:
 
 
 AFTER_WEEKDAY = Problem(
+    "weekday_after_weekday",
     _templates(
         "What day of the week is {n} days after {weekday}?",
         "Today is {weekday}. What day of the week will it be in {n} days?",
@@ -79,6 +80,7 @@ def _after_date_solve(v: Values) -> Solution:
 
 
 AFTER_DATE = Problem(
+    "weekday_after_date",
     _templates(
         "What day of the week is {n} days after {month} {day}, {year}?",
         "Which weekday falls {n} days after {month} {day}, {year}?",
@@ -124,6 +126,7 @@ def _between_solve(v: Values) -> Solution:
 
 
 BETWEEN = Problem(
+    "days_between",
     _templates(
         "How many days are there from {month} {day} to {month2} {day2}, {year}?",
         "Counting from {month} {day}, {year}, how many days is it until {month2} {day2}, {year}?",

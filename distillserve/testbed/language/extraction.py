@@ -35,16 +35,18 @@ def _json_solution(fields: dict[str, Any]) -> Solution:
 
 
 def _problem(
+    name: str,
     instructions: tuple[str, ...],
     texts: tuple[str, ...],
     draw: Callable[[random.Random], dict[str, str]],
     fields: Callable[[Values], dict[str, Any]],
 ) -> Problem:
     wordings = tuple(PromptTemplate(f"{i}\n\nText: {t}", SLOTS) for i, t in product(instructions, texts))
-    return Problem(wordings, draw, lambda v: _json_solution(fields(v)))
+    return Problem(name, wordings, draw, lambda v: _json_solution(fields(v)))
 
 
 PERSON = _problem(
+    "person",
     (
         "Extract the person's name, age, city and job from the text below. Reply with a JSON object "
         "with the keys name, age, city, job.",
@@ -66,6 +68,7 @@ PERSON = _problem(
 )
 
 ORDER = _problem(
+    "order",
     (
         "Extract the order number, product, quantity and unit price from the text. Answer with a JSON "
         "object with the keys order_id, product, quantity, unit_price.",

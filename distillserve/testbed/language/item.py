@@ -24,6 +24,7 @@ class Solution:
 class Problem:
     """One kind of question, in several wordings that share the same slots."""
 
+    name: str
     wordings: tuple[PromptTemplate, ...]
     draw: Callable[[random.Random], dict[str, str]]
     solve: Callable[[Values], Solution]
@@ -43,6 +44,7 @@ class LanguageItem:
     prompt: str
     answer: str  # the reference answer text (the teacher's content without its reasoning)
     final: str
+    problem: str = ""  # which kind of question of the family (``Problem.name``)
 
     @property
     def metadata(self) -> dict[str, str]:

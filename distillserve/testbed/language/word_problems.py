@@ -31,6 +31,7 @@ def _boxes_solve(v: Values) -> Solution:
 
 
 BOXES = Problem(
+    "boxes",
     _wordings(
         "{name} has {a} {item}. {name} buys {b} boxes with {c} {item} in each. How many {item} does {name} have now?",
         "There are {a} {item} on a table. {name} adds {b} boxes of {item}, each holding {c}. "
@@ -65,6 +66,7 @@ def _change_solve(v: Values) -> Solution:
 
 
 CHANGE = Problem(
+    "change",
     _wordings(
         "{name} buys {n} notebooks at ${b} each and pays with a ${a} bill. How much change, in dollars, does {name} get?",
         "A notebook costs ${b}. {name} buys {n} of them and hands the cashier ${a}. How many dollars of change does {name} get back?",
@@ -87,6 +89,7 @@ def _pages_solve(v: Values) -> Solution:
 
 
 PAGES = Problem(
+    "pages",
     _wordings(
         "{name} reads {a} pages on Monday and twice as many on Tuesday. On Wednesday {name} reads {b} pages "
         "fewer than on Tuesday. How many pages does {name} read in the three days?",
@@ -105,6 +108,7 @@ def _trip_solve(v: Values) -> Solution:
 
 
 TRIP = Problem(
+    "trip",
     _wordings(
         "A train travels at {a} km per hour for {n} hours and then {b} more km. How many km does it travel in all?",
         "{name} drives for {n} hours at {a} km per hour, then another {b} km. How far, in km, does {name} drive?",
@@ -131,6 +135,7 @@ def _savings_draw(r: random.Random) -> dict[str, str]:
 
 
 SAVINGS = Problem(
+    "savings",
     _wordings(
         "{name} saves ${a} every week for {n} weeks, then spends ${b} on a gift. How many dollars does {name} have left?",
         "Each week {name} puts ${a} into a jar. After {n} weeks {name} takes out ${b} for a gift. "
