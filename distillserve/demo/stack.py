@@ -77,7 +77,7 @@ class Stack:
         return pids + ([self.broker.pid] if self.broker and self.broker.pid else [])
 
 
-def demo_config(run_dir: Path, ports: dict[str, int], student: str, admin_key: str) -> dict[str, Any]:
+def student_config(student: str, ports: dict[str, int]) -> dict[str, Any]:
     students: dict[str, dict[str, Any]] = {
         # One engine thread: the distiller trains on the same cores, and a team of two threads
         # waits on its preempted member (bench/engine_beside_training.py: 50x slower).
@@ -91,9 +91,13 @@ def demo_config(run_dir: Path, ports: dict[str, int], student: str, admin_key: s
             "model_path": "smollm2",
         },
     }
+    return students[student]
+
+
+def demo_config(run_dir: Path, ports: dict[str, int], student: str, admin_key: str) -> dict[str, Any]:
     cfg: dict[str, Any] = {
         "server": {"host": "127.0.0.1", "port": ports["gateway"], "admin_key": admin_key},
-        "student": students[student],
+        "student": student_config(student, ports),
         "teacher": {
             "kind": "openai",
             "name": "teacher",
