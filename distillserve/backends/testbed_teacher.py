@@ -1,6 +1,12 @@
 """The testbed teacher: an exact programmatic oracle for the synthetic tasks in
-``testbed.tasks``. It is *not* a language model; it exists so the whole learning loop
-runs offline and its quality can be measured against exact answers.
+``testbed.tasks`` and the natural-language ones in ``testbed.language`` (word problems,
+conversions, date arithmetic, JSON extraction). It is *not* a language model; it exists so
+the whole learning loop runs offline and its quality can be measured against exact answers.
+
+On the natural-language tasks it answers in DeepSeek-R1's form: a step-by-step trace, then
+the answer (``\\boxed{…}`` or a JSON fence); with ``think_tags`` the trace leads the content
+as R1 writes it (``<think>\\n…\\n</think>\\n\\n``), with ``reasoning_content`` it comes
+in its own field as DeepSeek's API sends it.
 
 Tokens are characters (the testbed student's tokenizer is character-level too), and
 with ``logprobs`` every token gets log-probability 0 (the oracle is certain), which is
@@ -17,21 +23,42 @@ from typing import Literal
 
 from distillserve.backends.token_stream import Event, Finish, Piece, TokenLogprob, TokenStreamBackend
 from distillserve.protocol.schema import ChatCompletionRequest, CompletionRequest
+from distillserve.testbed import language
 from distillserve.testbed.tasks import TASKS, parse_prompt
 
 ReasoningFormat = Literal["none", "think_tags", "reasoning_content"]
-UNKNOWN = "I can only answer testbed tasks: " + ", ".join(TASKS) + "."
+UNKNOWN = "I can only answer testbed tasks: " + ", ".join([*TASKS, *language.FAMILIES]) + "."
+# The synthetic tasks keep their compact block; the natural-language ones R1's own layout.
+_THINK_COMPACT = "<think>{trace}</think>{answer}"
+_THINK_R1 = "<think>\n{trace}\n</think>\n\n{answer}"
+
+
+@dataclass(frozen=True)
+class Solved:
+    answer: str
+    trace: str | None
+    think_layout: str = _THINK_COMPACT
+
+
+def solve_prompt(prompt: str) -> Solved:
+    """The answer, reasoning trace and think-block layout for a testbed prompt."""
+    worked = language.solve(prompt)
+    if worked is not None:
+        _, solution = worked
+        return Solved(solution.answer, "\n".join(solution.steps), _THINK_R1)
+    # A task may follow other text (instructions, context): then its line is the last one.
+    parsed = parse_prompt(prompt) or parse_prompt(prompt.strip().rsplit("\n", 1)[-1])
+    if parsed is None:
+        return Solved(UNKNOWN, None)
+    task, x = parsed
+    answer = task.solve(x)
+    return Solved(answer, f"The task is {task.name} on {x!r}, so the answer is {answer!r}.")
 
 
 def solve(prompt: str) -> tuple[str, str | None]:
     """(answer, reasoning trace) for a testbed prompt."""
-    # A task may follow other text (instructions, context): then its line is the last one.
-    parsed = parse_prompt(prompt) or parse_prompt(prompt.strip().rsplit("\n", 1)[-1])
-    if parsed is None:
-        return UNKNOWN, None
-    task, x = parsed
-    answer = task.solve(x)
-    return answer, f"The task is {task.name} on {x!r}, so the answer is {answer!r}."
+    solved = solve_prompt(prompt)
+    return solved.answer, solved.trace
 
 
 def _limit(text: str, limit: int, stops: list[str]) -> tuple[str, str]:
@@ -74,12 +101,12 @@ class TestbedTeacher(TokenStreamBackend[OracleAnswer]):
         self.token_delay_s = token_delay_s
 
     def _answer(self, prompt: str) -> tuple[str, str | None]:
-        answer, trace = solve(prompt)
-        if self.reasoning == "think_tags" and trace:
-            return f"<think>{trace}</think>{answer}", None
-        if self.reasoning == "reasoning_content" and trace:
-            return answer, trace
-        return answer, None
+        solved = solve_prompt(prompt)
+        if self.reasoning == "think_tags" and solved.trace:
+            return solved.think_layout.format(trace=solved.trace, answer=solved.answer), None
+        if self.reasoning == "reasoning_content" and solved.trace:
+            return solved.answer, solved.trace
+        return solved.answer, None
 
     async def chat_job(self, request: ChatCompletionRequest, model: str | None) -> OracleAnswer:
         content, reasoning = self._answer(request.last_user_text())

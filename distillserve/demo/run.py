@@ -23,7 +23,15 @@ from distillserve.demo.live_view import LiveView
 from distillserve.demo.report import AdapterEvent, Summary, write_report
 from distillserve.demo.report_cost import fetch_spend
 from distillserve.demo.stack import Endpoints, demo_stack
-from distillserve.demo.traffic import DEFAULT_MIX, Outcome, TrafficMix, drive, one_request
+from distillserve.demo.traffic import (
+    DEFAULT_MIX,
+    LANGUAGE_MIX,
+    Outcome,
+    TrafficItem,
+    TrafficMix,
+    drive,
+    one_request,
+)
 from distillserve.testbed.tasks import TASKS
 
 
@@ -36,7 +44,12 @@ class DemoOptions:
     student: str = "embedded"
     seed: int = 0
     window_s: float = 30.0
-    mix: TrafficMix = DEFAULT_MIX
+    # None: the synthetic tasks for the testbed student, the natural-language ones for a real LLM.
+    mix: TrafficMix | None = None
+    # Keep the traffic going past ``duration_s`` until the registry holds this many versions (any
+    # status), for at most ``max_wait_s`` more: a short smoke run waits for its first adapter.
+    wait_for_versions: int = 0
+    max_wait_s: float = 0.0
     # Deep-merged over the generated stack config (e.g. a faster distiller trigger for tests).
     config_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -93,13 +106,28 @@ async def _watch(watcher: AdapterWatcher, view: LiveView, stop: asyncio.Event) -
                 await asyncio.wait_for(stop.wait(), 2.0)
 
 
-async def teacher_only(client: openai.AsyncOpenAI, outcomes: list[Outcome]) -> float:
+async def _end_traffic(opts: DemoOptions, watcher: AdapterWatcher, stop: asyncio.Event) -> None:
+    """Ends the traffic after the duration, or later while the run still waits for its adapters."""
+    while True:
+        elapsed = time.perf_counter() - watcher.started
+        enough = len(watcher.seen) >= opts.wait_for_versions
+        if elapsed >= opts.duration_s and (enough or elapsed >= opts.duration_s + opts.max_wait_s):
+            stop.set()
+            return
+        await asyncio.sleep(1.0)
+
+
+def mix_for(student: str) -> TrafficMix:
+    return DEFAULT_MIX if student == "embedded" else LANGUAGE_MIX
+
+
+async def teacher_only(client: openai.AsyncOpenAI, outcomes: list[Outcome], max_tokens: int = 32) -> float:
     """Quality of the teacher alone on exactly the prompts the router served."""
     sem = asyncio.Semaphore(8)
 
     async def one(o: Outcome) -> bool:
         async with sem:
-            r = await one_request(client, o.task, o.prompt, o.answer, 0.0, model="teacher")
+            r = await one_request(client, TrafficItem.of(o), 0.0, model="teacher", max_tokens=max_tokens)
         return r.correct
 
     results = await asyncio.gather(*(one(o) for o in outcomes))
@@ -109,6 +137,7 @@ async def teacher_only(client: openai.AsyncOpenAI, outcomes: list[Outcome]) -> f
 async def _run(opts: DemoOptions, view: LiveView) -> tuple[Summary, list[int]]:
     opts.out = opts.out.resolve()  # children run in the repo root
     opts.out.mkdir(parents=True, exist_ok=True)
+    mix = opts.mix or mix_for(opts.student)
     view.set_status("starting broker, teacher, gateway, distiller")
     with demo_stack(opts.out, student=opts.student, config_overrides=opts.config_overrides) as (stack, ep):
         pids = stack.pids()
@@ -118,13 +147,16 @@ async def _run(opts: DemoOptions, view: LiveView) -> tuple[Summary, list[int]]:
         watcher = AdapterWatcher(ep, started)
         stop = asyncio.Event()
         watch = asyncio.create_task(_watch(watcher, view, stop))
+        end_traffic = asyncio.Event()
+        ender = asyncio.create_task(_end_traffic(opts, watcher, end_traffic))
         view.set_status("serving traffic")
         try:
             outcomes = await drive(
                 client,
-                duration_s=opts.duration_s,
+                duration_s=opts.duration_s + opts.max_wait_s,
+                stop=end_traffic,
                 rate_per_s=opts.rate_per_s,
-                mix=opts.mix,
+                mix=mix,
                 seed=opts.seed,
                 concurrency=opts.concurrency,
                 on_outcome=view.add,
@@ -132,20 +164,24 @@ async def _run(opts: DemoOptions, view: LiveView) -> tuple[Summary, list[int]]:
             stack.check_alive()
             spend = await fetch_spend(ep.gateway)  # before the baseline's own teacher requests
             view.set_status("teacher-only baseline on the same prompts")
-            baseline = await teacher_only(client, outcomes)
+            baseline = await teacher_only(client, outcomes, mix.max_tokens)
         finally:
             stop.set()
-            await asyncio.gather(watch, return_exceptions=True)
+            ender.cancel()
+            await asyncio.gather(watch, ender, return_exceptions=True)
             await client.close()
         async with httpx.AsyncClient(timeout=5) as http:
             for e in await watcher.poll(http):
                 view.event(e)
     notes = [
         f"student: {opts.student}; traffic {opts.rate_per_s}/s for {opts.duration_s:.0f} s, mix "
-        + ", ".join(f"{t} {w:.0%}" for t, w in opts.mix.weights.items()),
-        "tasks the student must learn by distillation: "
-        + ", ".join(n for n, t in TASKS.items() if t.difficulty == "learnable"),
+        + ", ".join(f"{t} {w:.0%}" for t, w in mix.weights.items()),
     ]
+    if opts.student == "embedded":
+        notes.append(
+            "tasks the student must learn by distillation: "
+            + ", ".join(n for n, t in TASKS.items() if t.difficulty == "learnable")
+        )
     summary = write_report(
         opts.out, outcomes, baseline, watcher.events, window_s=opts.window_s, notes=notes, spend=spend
     )

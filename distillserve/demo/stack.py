@@ -18,6 +18,7 @@ import yaml
 from distillserve.config import REPO_ROOT, load_settings
 from distillserve.launchers.child_process import child_env, free_port, start_process, stop_process, wait_http
 from distillserve.launchers.local_broker import LocalBroker, local_broker
+from distillserve.testbed import language
 
 
 @dataclass
@@ -76,17 +77,27 @@ class Stack:
         return pids + ([self.broker.pid] if self.broker and self.broker.pid else [])
 
 
-def demo_config(run_dir: Path, ports: dict[str, int], student: str, admin_key: str) -> dict[str, Any]:
+def student_config(student: str, ports: dict[str, int]) -> dict[str, Any]:
     students: dict[str, dict[str, Any]] = {
         # One engine thread: the distiller trains on the same cores, and a team of two threads
         # waits on its preempted member (bench/engine_beside_training.py: 50x slower).
         "embedded": {"kind": "embedded", "name": "student", "model_path": "testbed-student", "threads": 1},
         "smollm2": {"kind": "embedded", "name": "student", "model_path": "smollm2", "threads": 1},
-        "vllm": {"kind": "vllm", "name": "student", "url": f"http://127.0.0.1:{ports['vllm']}/v1"},
+        # vLLM serves SmolLM2 (``vllm-serve`` reads model_path from this config; the distiller too).
+        "vllm": {
+            "kind": "vllm",
+            "name": "student",
+            "url": f"http://127.0.0.1:{ports['vllm']}/v1",
+            "model_path": "smollm2",
+        },
     }
-    return {
+    return students[student]
+
+
+def demo_config(run_dir: Path, ports: dict[str, int], student: str, admin_key: str) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
         "server": {"host": "127.0.0.1", "port": ports["gateway"], "admin_key": admin_key},
-        "student": students[student],
+        "student": student_config(student, ports),
         "teacher": {
             "kind": "openai",
             "name": "teacher",
@@ -134,6 +145,40 @@ def demo_config(run_dir: Path, ports: dict[str, int], student: str, admin_key: s
             "promotion": {"gateway_url": f"http://127.0.0.1:{ports['gateway']}"},
         },
     }
+    return cfg if student == "embedded" else _merge(cfg, language_student_config())
+
+
+def language_student_config() -> dict[str, Any]:
+    """A real LLM student (SmolLM2-135M) on the natural-language workload: each family graded by
+    its own grader (by ``metadata.task``), and a distiller sized for a 135M model on two cores
+    (a first adapter in minutes, not the tiny testbed model's 30 epochs)."""
+    return {
+        "grading": {
+            "default": "exact",
+            "rules": [{"task": f.task, "grader": f.grader} for f in language.FAMILIES.values()],
+        },
+        "distiller": {
+            "trigger": {"records": 96, "seconds": 180, "min_records": 32},
+            "lora": {"rank": 8, "alpha": 16},
+            # LoRA on a pretrained model: the usual 1e-4..1e-3 range, a few epochs over small batches.
+            "optim": {
+                "learning_rate": 5e-4,
+                "lr_scheduler": "cosine",
+                "epochs": 2,
+                "batch_size": 8,
+                "max_seq_len": 512,
+            },
+            # No base set ships for a real student: the whole replay share comes from past traffic.
+            "replay": {"ratio": 0.5, "base_share": 0.0},
+            # A worked answer (reasoning, then \boxed{} or JSON) is ~100-150 SmolLM2 tokens.
+            "eval": {"holdout_fraction": 0.2, "regression_size": 24, "max_new_tokens": 192, "batch_size": 8},
+        },
+    }
+
+
+def teacher_args(student: str) -> list[str]:
+    # A real student learns from R1-style answers: the step-by-step trace inline, then the answer.
+    return [] if student == "embedded" else ["--reasoning", "think_tags"]
 
 
 @contextlib.contextmanager
@@ -162,12 +207,15 @@ def demo_stack(
             "testbed-teacher",
             "--port",
             str(ports["teacher"]),
+            *teacher_args(student),
             ready_url=f"http://127.0.0.1:{ports['teacher']}/healthz",
         )
         if student == "vllm":
             stack.start(
                 "vllm",
                 "vllm-serve",
+                "--config",
+                str(cfg_path),
                 "--port",
                 str(ports["vllm"]),
                 ready_url=f"http://127.0.0.1:{ports['vllm']}/health",

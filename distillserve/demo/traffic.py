@@ -1,5 +1,11 @@
 """Mixed-difficulty traffic sent through the OpenAI endpoint with the official SDK, as an
-application would, and graded against the testbed's exact answers."""
+application would, and graded against the testbed's exact answers.
+
+Two workloads: the synthetic tasks (``reverse: abc``, graded by exact match) for the tiny testbed
+student, and the natural-language ones (word problems, conversions, dates, JSON extraction, each
+tagged ``metadata.task`` and graded by its own ``final_answer`` or ``json`` grader) for a real
+LLM student such as SmolLM2.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,14 @@ from dataclasses import dataclass
 
 import openai
 
+from distillserve.grading.final_answer import FinalAnswerGrader
+from distillserve.grading.grade import Grader
+from distillserve.grading.json_answer import JsonGrader
+from distillserve.testbed import language
 from distillserve.testbed.tasks import TASKS
+
+# The graders the natural-language items name; the synthetic ones compare the bare text exactly.
+GRADERS: dict[str, Grader] = {"final_answer": FinalAnswerGrader(), "json": JsonGrader()}
 
 
 @dataclass(frozen=True)
@@ -26,37 +39,79 @@ class Outcome:
     error: str | None = None
     prompt: str = ""
     answer: str = ""
+    grader: str = "exact"
+
+
+@dataclass(frozen=True)
+class TrafficItem:
+    task: str
+    prompt: str
+    answer: str  # the testbed teacher's exact answer
+    grader: str = "exact"  # "exact" (synthetic tasks), "final_answer" or "json"
+
+    @property
+    def metadata(self) -> dict[str, str] | None:
+        # Natural-language requests say their task, so the gateway grades them by its rule.
+        return {"task": self.task} if self.task in language.FAMILIES else None
+
+    def is_correct(self, text: str) -> bool:
+        if self.grader == "exact":
+            return text.strip() == self.answer
+        return GRADERS[self.grader].grade(self.prompt, self.answer, text).verdict
+
+    @classmethod
+    def of(cls, outcome: Outcome) -> TrafficItem:
+        return cls(outcome.task, outcome.prompt, outcome.answer, outcome.grader)
+
+
+def draw_item(task: str, rng: random.Random) -> TrafficItem:
+    if task in language.FAMILIES:
+        item = language.draw_item(task, rng)
+        return TrafficItem(task, item.prompt, item.answer, item.grader)
+    prompt, answer = TASKS[task].prompt(rng)
+    return TrafficItem(task, prompt, answer)
 
 
 @dataclass(frozen=True)
 class TrafficMix:
-    """Task name -> weight."""
+    """Task name (a synthetic task or a natural-language family) -> weight."""
 
     weights: dict[str, float]
+    # Room for the answer: a worked natural-language answer is a few hundred characters.
+    max_tokens: int = 32
 
-    def draw(self, rng: random.Random) -> tuple[str, str, str]:
+    def draw(self, rng: random.Random) -> TrafficItem:
         names = list(self.weights)
         task = rng.choices(names, weights=[self.weights[n] for n in names])[0]
-        prompt, answer = TASKS[task].prompt(rng)
-        return task, prompt, answer
+        return draw_item(task, rng)
 
 
 DEFAULT_MIX = TrafficMix({"copy": 0.1, "upper": 0.1, "first": 0.05, "reverse": 0.6, "add": 0.15})
+LANGUAGE_MIX = TrafficMix(
+    {"word_problem": 0.3, "unit_conversion": 0.3, "date_arithmetic": 0.2, "field_extraction": 0.2},
+    max_tokens=400,
+)
 
 
 async def one_request(
-    client: openai.AsyncOpenAI, task: str, prompt: str, answer: str, started: float, model: str = "auto"
+    client: openai.AsyncOpenAI,
+    item: TrafficItem,
+    started: float,
+    model: str = "auto",
+    max_tokens: int = 32,
 ) -> Outcome:
     t0 = time.perf_counter()
     ttft = 0.0
     text, route, served = "", "error", ""
+    task, prompt, answer = item.task, item.prompt, item.answer
     try:
         resp = await client.chat.completions.with_raw_response.create(
             model=model,
             messages=[{"role": "user", "content": prompt}],
             temperature=0.0,
-            max_tokens=32,
+            max_tokens=max_tokens,
             stream=True,
+            **({"metadata": item.metadata} if item.metadata else {}),
         )
         route = resp.headers.get("x-distillserve-route", "?")
         served = resp.headers.get("x-distillserve-model", "")
@@ -77,18 +132,20 @@ async def one_request(
             str(exc)[:200],
             prompt,
             answer,
+            item.grader,
         )
     return Outcome(
         t0 - started,
         task,
         route,
         served,
-        text.strip() == answer,
+        item.is_correct(text),
         time.perf_counter() - t0,
         ttft or 0.0,
         None,
         prompt,
         answer,
+        item.grader,
     )
 
 
@@ -110,15 +167,15 @@ async def drive(
     tasks: set[asyncio.Task[None]] = set()
     started = time.perf_counter()
 
-    async def run(task: str, prompt: str, answer: str) -> None:
+    async def run(item: TrafficItem) -> None:
         async with sem:
-            o = await one_request(client, task, prompt, answer, started)
+            o = await one_request(client, item, started, max_tokens=mix.max_tokens)
         outcomes.append(o)
         if on_outcome:
             on_outcome(o)
 
     while time.perf_counter() - started < duration_s and not (stop and stop.is_set()):
-        t = asyncio.create_task(run(*mix.draw(rng)))
+        t = asyncio.create_task(run(mix.draw(rng)))
         tasks.add(t)
         t.add_done_callback(tasks.discard)
         await asyncio.sleep(rng.expovariate(rate_per_s))
