@@ -147,6 +147,19 @@ def log_records(tmp: Path, log_dir: str) -> list[TeacherLogRecord]:
     return [TeacherLogRecord.from_json(line) for line in path.read_bytes().splitlines() if line]
 
 
+def log_records_once(tmp: Path, log_dir: str, request_id: str) -> list[TeacherLogRecord]:
+    """The log's records once the one for ``request_id`` is there: records reach the file through
+    the scrubbing thread, after the answer went out."""
+    deadline = time.monotonic() + 30
+    while True:
+        records = log_records(tmp, log_dir)
+        if any(r.request_id == request_id for r in records):
+            return records
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no record of {request_id} in {log_dir} after 30 s")
+        time.sleep(0.1)
+
+
 def metric(gw: Server, name: str, **labels: str) -> float:
     text = httpx.get(gw.url.removesuffix("/v1") + "/metrics").text
     want = name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
@@ -314,7 +327,7 @@ def test_records_carry_the_tenant(gateways: tuple[Server, Server], tmp: Path) ->
     a, _ = gateways
     word = uuid.uuid4().hex[:8]
     resp = chat(a, LOGGED_KEY, HARD + word).parse()
-    records = [r for r in log_records(tmp, "log-a") if r.request_id == resp.id]
+    records = [r for r in log_records_once(tmp, "log-a", resp.id) if r.request_id == resp.id]
     assert len(records) == 1 and records[0].tenant == "gamma"
 
 
@@ -335,8 +348,7 @@ def test_opted_out_traffic_is_served_but_never_logged(gateways: tuple[Server, Se
         assert raw.parse().choices[0].message.content
     # A logged request afterwards: its record proves the log was written past the opted-out ones.
     barrier = chat(b, LOGGED_KEY, f"{HARD}{uuid.uuid4().hex[:8]}").parse()
-    records = log_records(tmp, "log-b")
-    assert any(r.request_id == barrier.id for r in records)
+    records = log_records_once(tmp, "log-b", barrier.id)
     prompts = [m.get("content") for r in records for m in r.messages or []]
     assert by_key not in prompts and by_header not in prompts
     assert metric(b, "distillserve_teacher_log_records_total", outcome="opted_out") == before + 2
