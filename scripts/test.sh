@@ -7,4 +7,4 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HOME="$PWD/.cache/hf"
 .venv/bin/ruff check distillserve tests bench
 .venv/bin/ruff format --check distillserve tests bench
 .venv/bin/lint-imports   # the layers (pyproject.toml [tool.importlinter])
-exec .venv/bin/python -m pytest -q -ra "$@"
+exec .venv/bin/python -m pytest -q -ra --durations=40 "$@"

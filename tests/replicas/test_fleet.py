@@ -1,5 +1,6 @@
-"""One truth across replicas, end to end: 3 gateway processes, 2 student replicas (the embedded
-engine on vLLM's OpenAI + LoRA wire, each its own process), the adapter registry on a real S3
+"""One truth across replicas, end to end: 3 gateway processes, 2 student replicas (a real vLLM
+CPU server, and the embedded engine on vLLM's OpenAI + LoRA wire: two vLLM servers do not fit
+beside three gateways on the 2-core, 24 GB test machine), the adapter registry on a real S3
 server (moto), all driven by the official ``openai`` SDK.
 
 - gateways started on a registry whose live version is v1 serve v1 from their first request;
@@ -32,11 +33,14 @@ import openai
 import pytest
 
 from distillserve.adapters.registry import AdapterCard, AdapterRegistry
+from distillserve.backends.vllm_engine_args import VLLMEngineArgs
+from distillserve.launchers.vllm_process import VLLMProcess
+from distillserve.testbed.student_model import ensure_testbed_student
 from tests.support.lora_adapters import make_lora_adapter
 from tests.support.lora_students import start_lora_student
+from tests.support.processes import free_port
 from tests.support.s3 import S3Server, start_s3
 from tests.support.servers import Server, start_gateway
-from tests.support.tiny_student import build_tiny_student
 
 # Six processes start on two shared cores: the module's set-up alone can take minutes.
 pytestmark = pytest.mark.timeout(1800)
@@ -127,8 +131,13 @@ def converge(gateways: list[Server], adapter: str, bound_s: float) -> float:
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     tmp = tmp_path_factory.mktemp("fleet")
-    base = build_tiny_student(tmp / "tiny").resolve()
+    base = ensure_testbed_student(pretrain=False)  # a shape vLLM's CPU kernels serve
+    # Three versions can be held at once (live, canary, and the one waiting to be unloaded).
+    args = VLLMEngineArgs(max_lora_rank=8, max_loras=3, max_model_len=256)
+    engine = VLLMProcess(base, port=free_port(), served_name="base", args=args, log_path=tmp / "vllm.log")
     with contextlib.ExitStack() as outer:
+        engine.start()  # boots while S3, the adapters and the other replica come up
+        outer.callback(engine.stop)
         s3 = outer.enter_context(start_s3(tmp))
         s3.create_bucket("fleet")
         url = "s3://fleet/registry"
@@ -137,13 +146,15 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             adapter = make_lora_adapter(base, tmp / f"adapter-{seed}", seed=seed, rank=4)
             registry.register(adapter, AdapterCard(base_model=str(base)))
         registry.mark_live("v1", by="test", reason="live before any gateway starts")
-        students = [outer.enter_context(start_lora_student(tmp, base)) for _ in range(2)]
+        embedded = outer.enter_context(start_lora_student(tmp, base))
+        engine.wait_ready(900)
+        replica_urls = [engine.url, embedded.url]
         config = {
             "student": {
                 "kind": "vllm",
                 "name": "student",
-                "url": students[0].url,
-                "replica_urls": [s.url for s in students],
+                "url": replica_urls[0],
+                "replica_urls": replica_urls,
                 "watch_interval_s": 2.0,
             },
             "teacher": {"kind": "testbed", "name": "teacher"},
