@@ -20,6 +20,10 @@ fi
 # which leaves out the CUDA builds of torchvision/torchaudio/torchcodec that break transformers.
 UV=(.venv/bin/uv pip install --python .venv/bin/python --no-deps --index-strategy unsafe-best-match)
 [ -d /opt/wheels ] && UV+=(--find-links /opt/wheels)
+# llama-cpp-python ships only an sdist: build just the libraries (no tools,
+# tests, examples or server; ~10 CPU-minutes), for a generic x86-64 so the wheel runs on any CI machine.
+export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=OFF}"
+export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 "${UV[@]}" -q -r requirements.lock
 "${UV[@]}" -q -r requirements-nodeps.txt
 "${UV[@]}" -q -e .
