@@ -80,7 +80,7 @@ def budget_burn() -> timeseries.Panel:
         "Budget burn rate by key (1h)",
         "1 = the key's budget lasts exactly its period; the alert fires above 14.4 (over 1h and 5m).",
         "x",
-        ("distillserve:key_budget_burn:ratio_rate1h", "{{tenant}} {{key}} ({{unit}})"),
+        ("distillserve:key_budget_burn:ratio_rate1h", "{{tenant}} {{key_alias}} ({{unit}})"),
     )
 
 

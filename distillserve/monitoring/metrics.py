@@ -397,17 +397,17 @@ def _cost(m: _Maker) -> dict[str, Any]:
         KEY_BUDGET_CHARGED=m.counter(
             "distillserve_key_budget_charged_total",
             "Amount charged to a key's budget (unit: tokens, or usd in dollars).",
-            ["tenant", "key", "unit"],
+            ["tenant", "key_alias", "unit"],
         ),
         KEY_BUDGET_LIMIT=m.gauge(
             "distillserve_key_budget_limit",
             "A key's budget per period (unit: tokens, or usd in dollars).",
-            ["tenant", "key", "unit"],
+            ["tenant", "key_alias", "unit"],
         ),
         KEY_BUDGET_PERIOD=m.gauge(
             "distillserve_key_budget_period_seconds",
             "Length of a key's budget period; the burn rate is charged/s over limit/period.",
-            ["tenant", "key", "unit"],
+            ["tenant", "key_alias", "unit"],
         ),
     )
 

@@ -90,11 +90,40 @@ class SecretValueRecognizer(LocalRecognizer):
         return out
 
 
+class PlausiblePhoneRecognizer(PhoneRecognizer):
+    """``phonenumbers``' matches, less the numbers no one writes as a phone number.
+
+    Some numbering plans (Germany's) make any group of four or more digits a valid number, so
+    ``1642`` in ``add: 1642+20173`` was one. A phone number has at least 7 digits; one written as a
+    bare run of digits (no spaces, dashes, brackets or leading ``+``) at least 10; and one that
+    touches an arithmetic operator is an operand."""
+
+    MIN_DIGITS = 7
+    MIN_BARE_DIGITS = 10
+    _OPERATORS = frozenset("+-*/=×÷^%<>")
+
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
+    ) -> list[RecognizerResult]:
+        return [
+            r for r in super().analyze(text, entities, nlp_artifacts) if self._plausible(text, r.start, r.end)
+        ]
+
+    def _plausible(self, text: str, start: int, end: int) -> bool:
+        span = text[start:end]
+        digits = sum(c.isdigit() for c in span)
+        if digits < self.MIN_DIGITS or (span.isdigit() and digits < self.MIN_BARE_DIGITS):
+            return False
+        before = text[:start].rstrip(" ")[-1:]
+        after = text[end:].lstrip(" ")[:1]
+        return before not in self._OPERATORS and after not in self._OPERATORS
+
+
 def build_recognizers(entities: list[str], phone_regions: list[str]) -> dict[str, list[EntityRecognizer]]:
     """Our entity name → the Presidio recognizers that find it (only the enabled entities)."""
     available: dict[str, list[EntityRecognizer]] = {
         "EMAIL": [OfflineEmailRecognizer()],
-        "PHONE": [PhoneRecognizer(supported_regions=tuple(phone_regions))],
+        "PHONE": [PlausiblePhoneRecognizer(supported_regions=tuple(phone_regions))],
         "CREDIT_CARD": [CreditCardRecognizer()],
         "IBAN": [IbanRecognizer()],
         "API_KEY": [PatternRecognizer("API_KEY", patterns=_API_KEY_PATTERNS, name="ApiKeyRecognizer")],

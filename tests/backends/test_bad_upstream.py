@@ -19,6 +19,7 @@ import openai
 import pytest
 
 from tests.support.fixture_teacher import FixtureTeacher, fixture_teacher
+from tests.support.log_file import read_log_once
 from tests.support.servers import Server, start_gateway
 
 BLOCKING_FAULTS = {
@@ -122,8 +123,8 @@ def test_nothing_bad_reaches_the_log_and_a_good_answer_still_does(stack: Stack) 
         model="teacher", messages=[{"role": "user", "content": "vllm/chat-blocking.json"}]
     )
     assert good.choices[0].message.content == "Paris is the capital of France."
-    lines = (stack.log_dir / "teacher-log.jsonl").read_bytes().splitlines()
-    assert len(lines) == 1 and good.id.encode() in lines[0]
+    logged = read_log_once(stack.log_dir / "teacher-log.jsonl", lambda r: r.request_id == good.id)
+    assert len(logged) == 1
     assert not (stack.log_dir / "teacher-log.dlq.jsonl").exists()  # refused answers are not dead letters
     asked = [r["messages"][-1]["content"] for r in stack.teacher.requests]
     assert set(faults) <= set(asked)  # each fault really reached the gateway's upstream client

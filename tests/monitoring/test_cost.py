@@ -149,7 +149,7 @@ async def test_a_usd_budget_is_charged_then_refused(fresh_metrics: CollectorRegi
     assert "$0.0001 is spent" in refused.value.message
     key = hash_key("sk-usd")[:16]
     charged = sample(
-        fresh_metrics, "distillserve_key_budget_charged_total", tenant="acme", key=key, unit="usd"
+        fresh_metrics, "distillserve_key_budget_charged_total", tenant="acme", key_alias=key, unit="usd"
     )
     assert charged == pytest.approx(114e-6, rel=1e-12)
 

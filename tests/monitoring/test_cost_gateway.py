@@ -181,7 +181,7 @@ def test_spend_savings_and_money_budget_match_hand_computed_dollars(gateway: Ser
         "distillserve_key_budget_charged_total",
         acme_budget_micros / 1e6,
         tenant="acme",
-        key="acme-prod",
+        key_alias="acme-prod",
         unit="usd",
     )
     for (route, tenant), expected in spend.items():
@@ -196,11 +196,20 @@ def test_spend_savings_and_money_budget_match_hand_computed_dollars(gateway: Ser
         assert got == pytest.approx(expected, rel=1e-9), tenant
     # the money budget: charged in whole micro-dollars, rounded up per request; limit and period published
     assert value(
-        samples, "distillserve_key_budget_charged_total", tenant="acme", key="acme-prod", unit="usd"
+        samples, "distillserve_key_budget_charged_total", tenant="acme", key_alias="acme-prod", unit="usd"
     ) == pytest.approx(acme_budget_micros / 1e6, rel=1e-12)
-    assert value(samples, "distillserve_key_budget_limit", tenant="acme", key="acme-prod", unit="usd") == 10.0
     assert (
-        value(samples, "distillserve_key_budget_period_seconds", tenant="acme", key="acme-prod", unit="usd")
+        value(samples, "distillserve_key_budget_limit", tenant="acme", key_alias="acme-prod", unit="usd")
+        == 10.0
+    )
+    assert (
+        value(
+            samples,
+            "distillserve_key_budget_period_seconds",
+            tenant="acme",
+            key_alias="acme-prod",
+            unit="usd",
+        )
         == 86400
     )
     assert value(samples, "distillserve_unpriced_tokens_total", route="teacher", purpose="serve") == 0

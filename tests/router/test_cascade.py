@@ -17,6 +17,7 @@ from distillserve.router.confidence import confidence_statistic
 from distillserve.teacher_log.record import TeacherLogRecord
 from distillserve.testbed.student_model import ensure_testbed_student
 from distillserve.testbed.tasks import TASKS, answer, sample
+from tests.support.log_file import read_log_once
 from tests.support.processes import free_port
 from tests.support.servers import Server, start_gateway
 
@@ -100,13 +101,12 @@ def test_escalations_are_logged_with_the_discarded_student_answer(
 ) -> None:
     unsure = next(p for p in PROMPTS if confidence[p][1] < THRESHOLD)
     ask(client, unsure)
-    records = [
-        TeacherLogRecord.from_json(line)
-        for line in (tmp / "log" / "teacher-log.jsonl").read_bytes().splitlines()
-        if line
-    ]
-    mine = [r for r in records if r.messages and r.messages[-1]["content"] == unsure]
-    assert mine and mine[-1].route == "cascade"
+
+    def about_unsure(r: TeacherLogRecord) -> bool:
+        return bool(r.messages) and r.messages[-1]["content"] == unsure
+
+    mine = [r for r in read_log_once(tmp / "log" / "teacher-log.jsonl", about_unsure) if about_unsure(r)]
+    assert mine[-1].route == "cascade"
     assert mine[-1].response_text == answer(unsure)
     assert mine[-1].student_text == confidence[unsure][0] and mine[-1].student_model == "student"
 

@@ -111,7 +111,7 @@ def capability_counts(gw: Server, feature: str) -> tuple[float, float, float]:
     )
 
 
-def records_for(tmp: Path, prompt: str, timeout: float = 5.0) -> list[TeacherLogRecord]:
+def records_for(tmp: Path, prompt: str, timeout: float = 30.0) -> list[TeacherLogRecord]:
     """The teacher-log records of ``prompt`` (the sink writes in the background)."""
     path = tmp / "log" / "teacher-log.jsonl"
     deadline = time.monotonic() + timeout

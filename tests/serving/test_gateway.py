@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from distillserve.teacher_log.record import TeacherLogRecord
+from tests.support.log_file import read_log, read_log_once
 from tests.support.processes import free_port
 from tests.support.servers import Server, start_gateway, start_testbed_teacher
 
@@ -69,10 +70,7 @@ def chat(client: openai.OpenAI, content: str, model: str = "auto", **kw: object)
 
 
 def log_records(tmp: Path) -> list[TeacherLogRecord]:
-    path = tmp / "log" / "teacher-log.jsonl"
-    if not path.exists():
-        return []
-    return [TeacherLogRecord.from_json(line) for line in path.read_bytes().splitlines() if line]
+    return read_log(tmp / "log" / "teacher-log.jsonl")
 
 
 # --- routing -------------------------------------------------------------------------------------
@@ -94,11 +92,8 @@ def test_auto_routes_hard_prompt_to_teacher_and_logs_it(client: openai.OpenAI, t
     # The teacher reasons in <think> tags; by default clients see the answer as the teacher sent it.
     assert resp.choices[0].message.content.endswith("</think>olleh")
     assert resp.model == "teacher"
-    deadline = time.monotonic() + 5
-    while (
-        not (recs := [r for r in log_records(tmp) if r.request_id == resp.id]) and time.monotonic() < deadline
-    ):
-        time.sleep(0.05)
+    logged = read_log_once(tmp / "log" / "teacher-log.jsonl", lambda r: r.request_id == resp.id)
+    recs = [r for r in logged if r.request_id == resp.id]
     assert len(recs) == 1
     rec = recs[0]
     assert (

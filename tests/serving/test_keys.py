@@ -21,6 +21,7 @@ import pytest
 
 from distillserve.serving.keys.keyring import hash_key
 from distillserve.teacher_log.record import TeacherLogRecord
+from tests.support.log_file import read_log, read_log_once
 from tests.support.redis import running_redis
 from tests.support.servers import Server, start_gateway, start_testbed_teacher
 
@@ -141,23 +142,11 @@ def chat(gw: Server, key: str, content: str, model: str = "auto", **kw: object):
 
 
 def log_records(tmp: Path, log_dir: str) -> list[TeacherLogRecord]:
-    path = tmp / log_dir / "teacher-log.jsonl"
-    if not path.exists():
-        return []
-    return [TeacherLogRecord.from_json(line) for line in path.read_bytes().splitlines() if line]
+    return read_log(tmp / log_dir / "teacher-log.jsonl")
 
 
 def log_records_once(tmp: Path, log_dir: str, request_id: str) -> list[TeacherLogRecord]:
-    """The log's records once the one for ``request_id`` is there: records reach the file through
-    the scrubbing thread, after the answer went out."""
-    deadline = time.monotonic() + 30
-    while True:
-        records = log_records(tmp, log_dir)
-        if any(r.request_id == request_id for r in records):
-            return records
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no record of {request_id} in {log_dir} after 30 s")
-        time.sleep(0.1)
+    return read_log_once(tmp / log_dir / "teacher-log.jsonl", lambda r: r.request_id == request_id)
 
 
 def metric(gw: Server, name: str, **labels: str) -> float:

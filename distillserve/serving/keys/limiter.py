@@ -187,7 +187,7 @@ class Admission:
 def budget_labels(policy: KeyEntry) -> dict[str, str]:
     """The budget series of a key: its tenant, its alias (or hash prefix) and the budget's unit."""
     unit = policy.budget.unit if policy.budget is not None else ""
-    return {"tenant": policy.tenant, "key": policy.alias or policy.sha256[:16], "unit": unit}
+    return {"tenant": policy.tenant, "key_alias": policy.alias or policy.sha256[:16], "unit": unit}
 
 
 def publish_budgets(entries: Iterable[KeyEntry]) -> None:
