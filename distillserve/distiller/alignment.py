@@ -18,7 +18,8 @@ trainer, ``ULDLoss._align_by_byte_offsets``) and, per student token:
 
 Kept mass of a record = the teacher's top-k probability mass that reached a student target,
 over all its top-k mass. Records whose logprobs cannot be trusted fall back to CE with a reason
-(``FALLBACK_REASONS``); nothing here raises on bad input.
+(``FALLBACK_REASONS``); nothing here raises on bad input. A byte-level alternative in a top-k list
+(part of a multi-byte character, ``bytes:\\xe2...``) spells no text: only its mass is lost.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ FALLBACK_REASONS = (
     "nonfinite_logprob",  # -inf or NaN in a sampled or top-k logprob
     "top_k_mismatch",  # a position's top list longer or shorter than the record's announced k
     "text_mismatch",  # the sampled tokens do not spell the answer text
-    "bytes_token",  # a byte-level token (vLLM's "bytes:\\xe2..." form) has no character offsets
+    "bytes_token",  # a sampled byte-level token ("bytes:\\xe2..." form) has no character offsets
     "unmappable",  # ``exact``: a sampled token is not one student token
 )
 BYTES_PREFIX = "bytes:"
@@ -59,7 +60,7 @@ def check_teacher_tokens(tokens: Sequence[TokenLogprob], text: str, announced_k:
     """
     k = announced_k if announced_k is not None else (len(tokens[0].top) if tokens else 0)
     for t in tokens:
-        if t.token.startswith(BYTES_PREFIX) or any(a.startswith(BYTES_PREFIX) for a, _ in t.top):
+        if t.token.startswith(BYTES_PREFIX):
             raise UnusableLogprobs("bytes_token")
         if not math.isfinite(t.logprob) or not all(math.isfinite(lp) for _, lp in t.top):
             raise UnusableLogprobs("nonfinite_logprob")
@@ -114,7 +115,10 @@ def _merged_targets(
     kept = 0.0
     chain = _sampled_chain(tokens, spans, j, end)
     for alt, lp in _alternatives(tokens[j]):
-        sid = student_id if alt == tokens[j].token else first_id(alt)
+        # A byte-level alternative spells no text: its mass is lost (the sampled path still counts).
+        sid = (
+            student_id if alt == tokens[j].token else None if alt.startswith(BYTES_PREFIX) else first_id(alt)
+        )
         if sid is None:
             continue  # the student cannot spell it: this mass is lost
         kept += math.exp(lp)
