@@ -130,7 +130,7 @@ def test_kl_is_finite_and_the_loss_falls_on_aligned_targets(
     _, encoded = _encode(qwen, examples, method)
     batch = DistillationCollator(qwen.pad_token_id)(encoded)
     model = _tiny_student(qwen)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
     history = []
     for _ in range(12):
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
@@ -143,17 +143,18 @@ def test_kl_is_finite_and_the_loss_falls_on_aligned_targets(
             temperature=2.0,
             uld_logprobs=batch.get("uld_logprobs"),
         )
-        assert parts.kl is not None and math.isfinite(float(parts.kl)) and float(parts.kl) > 0
-        if method == "uld":
-            assert parts.uld is not None and 0 < float(parts.uld) <= 2.0
-        history.append((float(parts.loss), float(parts.kl)))
+        assert parts.kl is not None and (method == "span" or parts.uld is not None)
+        kl, uld = float(parts.kl.detach()), float(parts.uld.detach()) if parts.uld is not None else 0.0
+        assert math.isfinite(kl) and kl > 0 and (method == "span" or 0 < uld <= 2.0)
+        history.append((float(parts.loss.detach()), kl, uld))
         parts.loss.backward()
         opt.step()
         opt.zero_grad()
-    (loss0, kl0), (loss1, kl1) = history[0], history[-1]
-    # Measured on this setup: the loss falls by more than half and the KL by more than a third in
-    # 12 steps; the bounds leave wide margins for other CPUs' kernels.
-    assert loss1 < 0.8 * loss0 and kl1 < 0.8 * kl0
+    (loss0, kl0, uld0), (loss1, kl1, uld1) = history[0], history[-1]
+    # Measured (2 cores, AVX2): loss and KL fall to 0.32 of their start in 12 steps, ULD to 0.53;
+    # the bounds leave about twice that room for other CPUs' kernels.
+    assert loss1 < 0.6 * loss0 and kl1 < 0.6 * kl0
+    assert method == "span" or uld1 < 0.8 * uld0
 
 
 def _bad(record: TeacherLogRecord, reason: str) -> TeacherLogRecord:
