@@ -215,7 +215,9 @@ def test_temperature_schedules_go_from_start_to_end() -> None:
         assert math.isclose(scheduled_temperature(5.0, 1.0, schedule, 1.0), 1.0)
         assert math.isclose(scheduled_temperature(5.0, 1.0, schedule, 0.5), 3.0)
     assert scheduled_temperature(5.0, 1.0, "cosine", 0.25) > scheduled_temperature(5.0, 1.0, "linear", 0.25)
-    assert DistillerConfig.model_validate({"kd_alignment": "uld"}).kd.alignment == "uld"
+    assert DistillerConfig.model_validate({"kd": {"alignment": "span"}}).kd.alignment == "span"
+    with pytest.warns(DeprecationWarning, match="kd_alignment is now distiller.kd.alignment"):
+        assert DistillerConfig.model_validate({"kd_alignment": "uld"}).kd.alignment == "uld"
 
 
 def test_training_reports_alignment_schedule_and_kept_mass(
