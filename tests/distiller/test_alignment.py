@@ -240,4 +240,5 @@ def test_training_reports_alignment_schedule_and_kept_mass(
     assert out.kd["temperature"] == {"start": 5.0, "end": 1.0, "schedule": "cosine"}
     assert out.kd["examples"] == len(examples) and 0.8 <= out.kd["mean_kept_mass"] <= 1.0
     assert out.kd["fallbacks"] == {}
-    assert all(math.isfinite(h["kl"]) and math.isfinite(h["uld"]) for h in out.history)
+    assert all(math.isfinite(v) for h in out.history for v in h.values())
+    assert any("kl" in h for h in out.history) and any("uld" in h for h in out.history)
