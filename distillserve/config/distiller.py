@@ -50,9 +50,13 @@ class KDConfig(StrictModel):
     # Token-level KD: loss = alpha * CE + (1 - alpha) * T^2 * KL.
     alpha: float = 0.5
     temperature: float = 2.0
-    # "linear": T goes from ``temperature`` to ``temperature_final`` over the run.
-    temperature_schedule: Literal["constant", "linear"] = "constant"
+    # "linear" / "cosine": T goes from ``temperature`` to ``temperature_final`` over the run.
+    temperature_schedule: Literal["constant", "linear", "cosine"] = "constant"
     temperature_final: float = 1.0
+    # How the teacher's top-k reaches student tokens: "exact" (same vocabulary: one student id per
+    # teacher token), "span" (any tokenizer: merged onto student tokens by character offsets where
+    # token boundaries agree), "uld" (span, plus a sorted-probability term where they do not).
+    alignment: Literal["exact", "span", "uld"] = "exact"
     # Reasoning teachers: learn "<think>trace</think>answer" (as the R1-distilled models) or the answer alone.
     learn_reasoning: bool = True
 
@@ -129,6 +133,7 @@ _LEGACY = {
     "kd_temperature": ("kd", "temperature"),
     "kd_temperature_schedule": ("kd", "temperature_schedule"),
     "kd_temperature_final": ("kd", "temperature_final"),
+    "kd_alignment": ("kd", "alignment"),
     "learn_reasoning": ("kd", "learn_reasoning"),
     "replay_ratio": ("replay", "ratio"),
     "replay_base_share": ("replay", "base_share"),

@@ -171,7 +171,13 @@ def to_example(record: TeacherLogRecord, *, learn_reasoning: bool) -> TrainingEx
     answer = answer.strip()
     target = f"{THINK_OPEN}{trace}{THINK_CLOSE}{answer}" if learn_reasoning and trace else answer
     # Logprobs cover the response text as sent; the answer is its tail whenever it was sent inline.
-    kd = _aligned_suffix(record.logprobs, target) or _aligned_suffix(record.logprobs, answer)
+    # Tokens that spell neither stay on the example, so the encoder counts the CE fallback
+    # (``text_mismatch``) instead of losing it silently.
+    kd = (
+        _aligned_suffix(record.logprobs, target)
+        or _aligned_suffix(record.logprobs, answer)
+        or record.logprobs
+    )
     return TrainingExample(messages, target, answer, kd, "teacher", record.key, record.task, record.tenant)
 
 

@@ -20,6 +20,7 @@ import torch
 from transformers import Trainer, TrainingArguments, set_seed
 
 from distillserve.config import DistillerConfig, KDConfig, LoraAdapterConfig, OptimConfig
+from distillserve.distiller.alignment import AlignmentMethod
 from distillserve.distiller.encoding import IGNORE, ChatEncoder, DistillationCollator, EncodedExample
 from distillserve.distiller.examples import TrainingExample
 from distillserve.distiller.loss import distillation_loss, scheduled_temperature
@@ -72,6 +73,7 @@ class DistillationTrainer(Trainer):
             inputs.get("kd_logprobs"),
             alpha=self.kd.alpha,
             temperature=self.temperature(),
+            uld_logprobs=inputs.get("uld_logprobs"),
         )
         loss = parts.loss
         if model.training:
@@ -85,6 +87,7 @@ class DistillationTrainer(Trainer):
                     "ce": float(parts.ce.detach()) * share,
                     # KL is a mean over KD positions: across ranks, their plain mean.
                     **({"kl": float(parts.kl.detach())} if parts.kl is not None else {}),
+                    **({"uld": float(parts.uld.detach())} if parts.uld is not None else {}),
                 }
             )
         return (loss, outputs) if return_outputs else loss
@@ -102,6 +105,8 @@ class TrainOutcome:
     max_seq_len: int = 0
     # Examples longer than ``max_seq_len`` by outcome (``encoding.LONG_OUTCOMES``).
     long_examples: dict[str, int] = field(default_factory=dict)
+    # Token-level KD: alignment, temperature schedule, mean kept top-k mass, fallbacks by reason.
+    kd: dict[str, Any] = field(default_factory=dict)
 
     @property
     def tokens_per_second(self) -> float:
@@ -234,11 +239,19 @@ class NothingToTrain(ValueError):
 
 
 def encode_examples(
-    base_dir: str | Path, examples: Sequence[TrainingExample], optim: OptimConfig
+    base_dir: str | Path,
+    examples: Sequence[TrainingExample],
+    optim: OptimConfig,
+    alignment: AlignmentMethod = "exact",
 ) -> tuple[Any, ChatEncoder, list[EncodedExample]]:
     """Tokenizer, encoder (with its counts) and the encoded examples; ``NothingToTrain`` if none fits."""
     tokenizer = load_training_tokenizer(base_dir)
-    encoder = ChatEncoder(tokenizer, training_seq_len(base_dir, optim.max_seq_len), too_long=optim.too_long)
+    encoder = ChatEncoder(
+        tokenizer,
+        training_seq_len(base_dir, optim.max_seq_len),
+        too_long=optim.too_long,
+        alignment=alignment,
+    )
     encoded = encoder.encode_all(examples)
     if not encoded:
         raise NothingToTrain(encoder)
@@ -259,7 +272,7 @@ def train_adapter(
     example fits."""
     device = resolve_device(cfg.device)
     set_seed(cfg.seed)
-    tokenizer, encoder, encoded = encode_examples(base_dir, examples, cfg.optim)
+    tokenizer, encoder, encoded = encode_examples(base_dir, examples, cfg.optim, cfg.kd.alignment)
     model = with_adapter(load_model(base_dir, device), cfg.lora, parent_adapter)
     work = Path(work_dir or out_dir).with_suffix(".trainer")
     trainer = DistillationTrainer(
@@ -288,7 +301,25 @@ def train_adapter(
         history=hist,
         max_seq_len=encoder.max_seq_len,
         long_examples=dict(encoder.long),
+        kd=kd_summary(cfg.kd, encoder),
     )
+
+
+def kd_summary(kd: KDConfig, encoder: ChatEncoder) -> dict[str, Any]:
+    """What the adapter card says about token-level KD: method, schedule, kept mass, fallbacks."""
+    kept = encoder.kept_masses
+    return {
+        "alignment": kd.alignment,
+        "alpha": kd.alpha,
+        "temperature": {
+            "start": kd.temperature,
+            "end": kd.temperature_final,
+            "schedule": kd.temperature_schedule,
+        },
+        "examples": len(kept),
+        "mean_kept_mass": round(sum(kept) / len(kept), 4) if kept else None,
+        "fallbacks": dict(encoder.kd_fallbacks),
+    }
 
 
 def with_adapter(model: Any, lora: LoraAdapterConfig, parent_adapter: str | Path | None) -> Any:
@@ -304,10 +335,12 @@ def final_losses(hist: Sequence[dict[str, float]]) -> dict[str, float]:
     """Mean of each loss part over the last tenth of the run (less noisy than one step), and the first loss."""
     tail = hist[-max(1, len(hist) // 10) :]
     losses = {
-        k: sum(h[k] for h in tail if k in h) / max(1, sum(k in h for h in tail)) for k in ("loss", "ce", "kl")
+        k: sum(h[k] for h in tail if k in h) / max(1, sum(k in h for h in tail))
+        for k in ("loss", "ce", "kl", "uld")
     }
-    if not any("kl" in h for h in tail):
-        losses.pop("kl")
+    for optional in ("kl", "uld"):
+        if not any(optional in h for h in tail):
+            losses.pop(optional)
     losses["first"] = hist[0]["loss"] if hist else float("nan")
     return losses
 

@@ -415,6 +415,10 @@ class Distiller:
             "kd_alpha": c.kd.alpha,
             "kd_temperature": c.kd.temperature,
             "kd_temperature_schedule": c.kd.temperature_schedule,
+            "kd_temperature_final": c.kd.temperature_final,
+            "kd_alignment": c.kd.alignment,
+            # Per-run token-level KD figures: mean kept top-k mass, CE fallbacks by reason.
+            "kd": trained.kd,
             "learn_reasoning": c.kd.learn_reasoning,
             "replay_ratio": c.replay.ratio,
             "seed": c.seed,

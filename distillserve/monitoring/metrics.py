@@ -73,6 +73,15 @@ DISTILLER_LONG_OUTCOMES = (
     "no_reasoning_to_clip",
     "answer_too_long",
 )
+# Why a record's teacher logprobs were not used for token-level KD (it trained on CE alone);
+# the same set as ``distiller.alignment.FALLBACK_REASONS``.
+DISTILLER_KD_FALLBACK_REASONS = (
+    "nonfinite_logprob",
+    "top_k_mismatch",
+    "text_mismatch",
+    "bytes_token",
+    "unmappable",
+)
 # The value of ``version`` in ``distillserve_live_adapter_info`` while the base model serves (no adapter).
 BASE_VERSION = "base"
 
@@ -227,6 +236,13 @@ def _distiller(m: _Maker) -> dict[str, Any]:
             "Training examples longer than the sequence budget, by what became of them "
             "(reasoning_clipped, dropped_by_policy, no_reasoning_to_clip, answer_too_long).",
             ["outcome"],
+        ),
+        DISTILLER_KD_FALLBACKS=m.counter(
+            "distillserve_distiller_kd_fallbacks_total",
+            "Training examples whose teacher logprobs could not be used for token-level KD (trained "
+            "on CE alone), by reason (nonfinite_logprob, top_k_mismatch, text_mismatch, bytes_token, "
+            "unmappable).",
+            ["reason"],
         ),
         ADAPTER_EVAL=m.gauge(
             "distillserve_adapter_eval_score",
@@ -501,6 +517,7 @@ class Metrics:
     DISTILLER_RECORDS: Counter
     DISTILLER_LAST_RUN: Gauge
     DISTILLER_LONG_EXAMPLES: Counter
+    DISTILLER_KD_FALLBACKS: Counter
     ADAPTER_EVAL: Gauge
     LIVE_ADAPTER: Gauge
     ADAPTER_SWAPS: Counter
@@ -590,6 +607,7 @@ DISTILLER_LOSS = DEFAULT.DISTILLER_LOSS
 DISTILLER_RECORDS = DEFAULT.DISTILLER_RECORDS
 DISTILLER_LAST_RUN = DEFAULT.DISTILLER_LAST_RUN
 DISTILLER_LONG_EXAMPLES = DEFAULT.DISTILLER_LONG_EXAMPLES
+DISTILLER_KD_FALLBACKS = DEFAULT.DISTILLER_KD_FALLBACKS
 ADAPTER_EVAL = DEFAULT.ADAPTER_EVAL
 LIVE_ADAPTER = DEFAULT.LIVE_ADAPTER
 ADAPTER_SWAPS = DEFAULT.ADAPTER_SWAPS

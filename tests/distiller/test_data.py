@@ -96,7 +96,7 @@ def test_teacher_topk_lines_up_with_the_target_tokens(tokenizer) -> None:
     # A teacher token the student cannot spell as one token: that alternative is skipped.
     lp = recs[0].logprobs
     assert lp is not None
-    lp[0].top.append(("<not-a-char>", -3.0))
+    lp[0].top[0] = ("<not-a-char>", -3.0)  # k stays as announced (a ragged top list falls back to CE)
     ex, _ = build_examples([recs[0]], learn_reasoning=False)
     e = enc.encode(ex[0])
     assert e is not None and enc.stats["kd_alternatives_skipped"] == 1
