@@ -29,18 +29,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from distillserve.monitoring import metrics
 from distillserve.teacher_log.record import TokenLogprob
 
 AlignmentMethod = Literal["exact", "span", "uld"]
-# Why a record's logprobs were not used (it trains on CE alone), as counted in
-# ``distillserve_distiller_kd_fallbacks_total``.
-FALLBACK_REASONS = (
-    "nonfinite_logprob",  # -inf or NaN in a sampled or top-k logprob
-    "top_k_mismatch",  # a position's top list longer or shorter than the record's announced k
-    "text_mismatch",  # the sampled tokens do not spell the answer text
-    "bytes_token",  # a sampled byte-level token ("bytes:\\xe2..." form) has no character offsets
-    "unmappable",  # ``exact``: a sampled token is not one student token
-)
+# Why a record's logprobs were not used (it trains on CE alone): declared with the metric that counts them.
+FALLBACK_REASONS = metrics.DISTILLER_KD_FALLBACK_REASONS
 BYTES_PREFIX = "bytes:"
 
 

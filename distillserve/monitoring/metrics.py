@@ -73,14 +73,13 @@ DISTILLER_LONG_OUTCOMES = (
     "no_reasoning_to_clip",
     "answer_too_long",
 )
-# Why a record's teacher logprobs were not used for token-level KD (it trained on CE alone);
-# the same set as ``distiller.alignment.FALLBACK_REASONS``.
+# Why a record's teacher logprobs were not used for token-level KD (it trained on CE alone).
 DISTILLER_KD_FALLBACK_REASONS = (
-    "nonfinite_logprob",
-    "top_k_mismatch",
-    "text_mismatch",
-    "bytes_token",
-    "unmappable",
+    "nonfinite_logprob",  # -inf or NaN in a sampled or top-k logprob
+    "top_k_mismatch",  # a position's top list longer or shorter than the record's announced k
+    "text_mismatch",  # the sampled tokens do not spell the answer text
+    "bytes_token",  # a sampled byte-level token ("bytes:\\xe2..." form) has no character offsets
+    "unmappable",  # ``exact``: a sampled token is not one student token
 )
 # The value of ``version`` in ``distillserve_live_adapter_info`` while the base model serves (no adapter).
 BASE_VERSION = "base"

@@ -72,3 +72,5 @@ def init_distiller_series(*, run_outcomes: Iterable[str], record_outcomes: Itera
         metrics.DISTILLER_RUNS.labels(outcome=outcome)
     for outcome in record_outcomes:
         metrics.DISTILLER_RECORDS.labels(outcome=outcome)
+    for reason in metrics.DISTILLER_KD_FALLBACK_REASONS:
+        metrics.DISTILLER_KD_FALLBACKS.labels(reason=reason)
