@@ -41,6 +41,18 @@ def disk_full_is_clear(where: str) -> Iterator[None]:
         raise
 
 
+def copy_files(src: Path, dst: Path) -> None:
+    """Copy a folder file by file: an ``OSError`` (ENOSPC) comes out as itself, where
+    ``shutil.copytree`` would gather it into a ``shutil.Error`` and carry on with the rest."""
+    for f in sorted(src.rglob("*")):
+        target = dst / f.relative_to(src)
+        if f.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, target)
+
+
 def publish(registry: AdapterRegistry, built: Path, card: ExportCard) -> str:
     """Add ``built`` (the export's files) and its card to the registry; returns the final path."""
     final = posixpath.join(exports_path(registry, card.source_version), card.name)
@@ -57,7 +69,7 @@ def publish(registry: AdapterRegistry, built: Path, card: ExportCard) -> str:
 def _publish_local(registry: AdapterRegistry, built: Path, card: ExportCard, final: str) -> None:
     staging = Path(registry.root) / "staging" / f"export-{card.name}-{uuid.uuid4().hex}"
     try:
-        shutil.copytree(built, staging)
+        copy_files(built, staging)
         (staging / EXPORT_CARD).write_bytes(card_bytes(card))
         for f in staging.rglob("*"):
             if f.is_file():
@@ -89,7 +101,7 @@ def copy_out(built: Path, card: ExportCard, out: Path) -> Path:
     tmp = out / f".{card.name}.{uuid.uuid4().hex}.tmp"
     with disk_full_is_clear(str(out)):
         try:
-            shutil.copytree(built, tmp)
+            copy_files(built, tmp)
             (tmp / EXPORT_CARD).write_bytes(card_bytes(card))
             os.rename(tmp, target)
         finally:
