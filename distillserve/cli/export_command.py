@@ -6,24 +6,31 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from distillserve.cli.app import app
 from distillserve.cli.distill_command import adapters
-from distillserve.config import ConfigError, load_settings
+from distillserve.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from distillserve.adapters.registry import AdapterRegistry
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
 
 
-def _registry(config: Path | None):
-    from distillserve.adapters.registry_factory import build_registry
-
+def _settings(config: Path | None) -> Settings:
     try:
-        return build_registry(load_settings(config))
+        return load_settings(config)
     except ConfigError as exc:
         raise typer.BadParameter(str(exc), param_hint="--config") from None
+
+
+def _registry(settings: Settings) -> AdapterRegistry:
+    from distillserve.adapters.registry_factory import build_registry
+
+    return build_registry(settings)
 
 
 @app.command("export")
@@ -52,9 +59,13 @@ def export_version(
     from distillserve.export.pipeline import Exporter, ExportRequest
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from distillserve.monitoring.graders import configured_graders
+
     request = ExportRequest(version, fmt, quant, out, regression, limit, max_new_tokens)
+    settings = _settings(config)
+    exporter = Exporter(_registry(settings), graders=configured_graders(settings))
     try:
-        card, path = Exporter(_registry(config)).export(request)
+        card, path = exporter.export(request)
     except (RegistryError, ExportError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -70,7 +81,7 @@ def list_exports(version: str, config: ConfigOpt = None) -> None:
     from distillserve.adapters.registry import RegistryError
     from distillserve.export.publish import list_exports as exports_of
 
-    registry = _registry(config)
+    registry = _registry(_settings(config))
     try:
         registry.card(version)
         cards = exports_of(registry, version)

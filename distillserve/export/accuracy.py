@@ -8,6 +8,7 @@ drop is in the same units as the version's own regression score.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,7 +33,10 @@ def measure(
 ) -> tuple[AccuracyReport, list[str]]:
     """The export's report against the source's answers, and the export's own answers."""
     graders = graders or GraderSelection.only(ExactGrader())
+    started = time.perf_counter()
     answers = runner.answers(items)
+    seconds = time.perf_counter() - started
+    tokens = sum(len(runner.tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers)
     source = grade_set(graders, items, source_answers)
     export = grade_set(graders, items, answers)
     report = AccuracyReport(
@@ -44,5 +48,8 @@ def measure(
         regression_set=described,
         max_new_tokens=runner.max_new_tokens,
         runtime=runner.runtime,
+        generated_tokens=tokens,
+        tokens_per_s=round(tokens / seconds, 2) if seconds > 0 else 0.0,
+        threads=runner.threads,
     )
     return report, answers

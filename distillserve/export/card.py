@@ -24,6 +24,11 @@ class AccuracyReport(BaseModel):
     regression_set: dict[str, Any] = Field(default_factory=dict)
     max_new_tokens: int
     runtime: str  # "transformers", "llama.cpp", "onnxruntime"
+    # Speed of the export's runtime on this machine while measuring (batch 1, greedy; tokens
+    # counted by the base tokenizer on the answers, so every runtime is counted alike).
+    generated_tokens: int = 0
+    tokens_per_s: float = 0.0
+    threads: int = 2
 
     @property
     def score_drop(self) -> float:

@@ -29,8 +29,9 @@ class ExportFormat(ABC):
             raise ExportError(f"{self.name} supports --quant {', '.join(self.quants)}, not {quant!r}")
 
     @abstractmethod
-    def write(self, merged_f32: Path, out_dir: Path, quant: str) -> None:
-        """Write the export of the fp32 merged model into ``out_dir`` (which must not exist)."""
+    def write(self, merged_f32: Path, out_dir: Path, quant: str, scratch: Path) -> None:
+        """Write the export of the fp32 merged model into ``out_dir`` (which must not exist);
+        ``scratch`` keeps intermediates shared by the quants of one version."""
 
     @abstractmethod
     def runner(self, out_dir: Path, tokenizer: Any, max_new_tokens: int) -> GreedyRunner: ...
@@ -45,7 +46,7 @@ class MergedFormat(ExportFormat):
     def default_quant(self, base_dir: Path) -> str:
         return default_merged_quant(base_dir)
 
-    def write(self, merged_f32: Path, out_dir: Path, quant: str) -> None:
+    def write(self, merged_f32: Path, out_dir: Path, quant: str, scratch: Path) -> None:
         raise AssertionError("merged is written from the adapter directly (pipeline)")
 
     def runner(self, out_dir: Path, tokenizer: Any, max_new_tokens: int) -> GreedyRunner:
@@ -59,8 +60,8 @@ class GgufFormat(ExportFormat):
         ("gguf", "llama_cpp_python"),
     )
 
-    def write(self, merged_f32: Path, out_dir: Path, quant: str) -> None:
-        write_gguf(merged_f32, out_dir, quant)
+    def write(self, merged_f32: Path, out_dir: Path, quant: str, scratch: Path) -> None:
+        write_gguf(merged_f32, out_dir, quant, scratch)
 
     def runner(self, out_dir: Path, tokenizer: Any, max_new_tokens: int) -> GreedyRunner:
         return LlamaCppRunner(out_dir / GGUF_FILE, tokenizer, max_new_tokens)
@@ -69,8 +70,8 @@ class GgufFormat(ExportFormat):
 class OnnxFormat(ExportFormat):
     name, quants, packages = "onnx", ONNX_TYPES, ("torch", "onnx", "onnxscript", "onnxruntime")
 
-    def write(self, merged_f32: Path, out_dir: Path, quant: str) -> None:
-        write_onnx(merged_f32, out_dir, quant)
+    def write(self, merged_f32: Path, out_dir: Path, quant: str, scratch: Path) -> None:
+        write_onnx(merged_f32, out_dir, quant, scratch)
 
     def runner(self, out_dir: Path, tokenizer: Any, max_new_tokens: int) -> GreedyRunner:
         return OnnxRunner(out_dir / ONNX_FILE, tokenizer, max_new_tokens)

@@ -12,6 +12,7 @@ right for measuring agreement, slower than a cached graph for long answers.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -58,22 +59,23 @@ def export_fp32(merged_dir: Path, out_file: Path) -> Path:
     return out_file
 
 
-def write_onnx(merged_dir: Path, out_dir: Path, quant: str) -> Path:
-    """``out_dir/model.onnx`` (and its external data) of type ``quant``."""
+def write_onnx(merged_dir: Path, out_dir: Path, quant: str, scratch: Path) -> Path:
+    """``out_dir/model.onnx`` (and its external data) of type ``quant``. The fp32 graph is kept in
+    ``scratch``, so the INT8 variant of one version does not export again."""
     if quant not in ONNX_TYPES:
         raise ExportError(f"onnx supports --quant {', '.join(ONNX_TYPES)}, not {quant!r}")
-    out_dir.mkdir(parents=True)
+    fp32_dir = scratch / "onnx-fp32"
+    if not (fp32_dir / MODEL_FILE).is_file():
+        part = scratch / "onnx-fp32.part"
+        shutil.rmtree(part, ignore_errors=True)
+        part.mkdir(parents=True)
+        export_fp32(merged_dir, part / MODEL_FILE)
+        part.rename(fp32_dir)
     if quant == "fp32":
-        return export_fp32(merged_dir, out_dir / MODEL_FILE)
+        shutil.copytree(fp32_dir, out_dir)
+        return out_dir / MODEL_FILE
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    scratch = out_dir.parent / f".{out_dir.name}-fp32"
-    scratch.mkdir()
-    try:
-        fp32 = export_fp32(merged_dir, scratch / MODEL_FILE)
-        quantize_dynamic(fp32, out_dir / MODEL_FILE, weight_type=QuantType.QInt8)
-    finally:
-        import shutil
-
-        shutil.rmtree(scratch, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    quantize_dynamic(fp32_dir / MODEL_FILE, out_dir / MODEL_FILE, weight_type=QuantType.QInt8)
     return out_dir / MODEL_FILE

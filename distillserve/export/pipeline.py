@@ -12,10 +12,13 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from distillserve.adapters.registry import AdapterRegistry, sha256_file
+from distillserve.distiller.examples import TrainingExample
 from distillserve.export.accuracy import measure
 from distillserve.export.card import ExportCard
 from distillserve.export.formats import ExportFormat, get_format
@@ -23,6 +26,7 @@ from distillserve.export.merged import write_merged
 from distillserve.export.publish import copy_out, disk_full_is_clear, publish
 from distillserve.export.runtimes import TransformersRunner
 from distillserve.export.source import ExportSource, fetch_source, regression_set
+from distillserve.grading import GraderSelection
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,12 @@ class ExportRequest:
 class Exporter:
     registry: AdapterRegistry
     workdir: Path | None = None  # where temporary folders go (default: the system's)
+    # Keep each version's merged fp32 model, f16 GGUF and fp32 ONNX between exports until
+    # ``close()``: several quants of one version (the bench) convert once.
+    keep_intermediates: bool = False
+    # How answers are graded against the references (default: exact text, the distiller's default).
+    graders: GraderSelection | None = None
+    _scratch: Path | None = None
     _source_answers: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     def export(self, req: ExportRequest) -> tuple[ExportCard, str]:
@@ -68,7 +78,7 @@ class Exporter:
         source_answers = self.source_answers(source, items, described, req.max_new_tokens, tokenizer)
         runner = fmt.runner(built, tokenizer, req.max_new_tokens)
         try:
-            report, _ = measure(runner, items, source_answers, described)
+            report, _ = measure(runner, items, source_answers, described, self.graders)
         finally:
             runner.close()
         card = ExportCard(
@@ -91,17 +101,43 @@ class Exporter:
         log.info("exported %s as %s to %s (agreement %.3f)", req.version, card.name, final, report.agreement)
         return card, final
 
+    def close(self) -> None:
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
+    def _scratch_for(self, version: str, work: Path) -> Path:
+        if not self.keep_intermediates:
+            folder = work / "scratch"
+        else:
+            if self._scratch is None:
+                self._scratch = Path(
+                    tempfile.mkdtemp(prefix="distillserve-export-scratch-", dir=self.workdir)
+                )
+            folder = self._scratch / version
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
     def _write(self, source: ExportSource, fmt: ExportFormat, quant: str, work: Path) -> Path:
         built = work / "export"
         if fmt.name == "merged":
             return write_merged(source.base_dir, source.adapter_dir, built, quant)
-        merged = write_merged(source.base_dir, source.adapter_dir, work / "merged-f32", "f32")
-        fmt.write(merged, built, quant)
-        shutil.rmtree(merged)
+        scratch = self._scratch_for(source.version, work)
+        merged = scratch / "merged-f32"
+        if not merged.is_dir():
+            part = scratch / "merged-f32.part"
+            shutil.rmtree(part, ignore_errors=True)
+            write_merged(source.base_dir, source.adapter_dir, part, "f32").rename(merged)
+        fmt.write(merged, built, quant, scratch)
         return built
 
     def source_answers(
-        self, source: ExportSource, items: list, described: dict, max_new_tokens: int, tokenizer: object
+        self,
+        source: ExportSource,
+        items: Sequence[TrainingExample],
+        described: dict[str, Any],
+        max_new_tokens: int,
+        tokenizer: Any,
     ) -> list[str]:
         """Greedy answers of the adapter on its base (transformers + peft, fp32): the reference."""
         key = (

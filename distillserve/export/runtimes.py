@@ -29,9 +29,10 @@ class GreedyRunner(ABC):
 
     runtime: str
 
-    def __init__(self, tokenizer: Any, max_new_tokens: int) -> None:
+    def __init__(self, tokenizer: Any, max_new_tokens: int, threads: int = 2) -> None:
         self.tokenizer = tokenizer
         self.max_new_tokens = max_new_tokens
+        self.threads = threads  # the edge target: 2 cores
 
     def answers(self, examples: Sequence[TrainingExample]) -> list[str]:
         return [self.complete(p) for p in chat_prompts(self.tokenizer, examples)]
@@ -55,6 +56,7 @@ class TransformersRunner(GreedyRunner):
         from transformers import AutoModelForCausalLM
 
         super().__init__(tokenizer, max_new_tokens)
+        torch.set_num_threads(self.threads)
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
         if adapter_dir is not None:
             from peft import PeftModel
@@ -84,7 +86,7 @@ class LlamaCppRunner(GreedyRunner):
 
     def __init__(self, gguf_file: Path, tokenizer: Any, max_new_tokens: int, *, threads: int = 2) -> None:
         llama_cpp = import_llama_cpp()
-        super().__init__(tokenizer, max_new_tokens)
+        super().__init__(tokenizer, max_new_tokens, threads)
         self.llm = llama_cpp.Llama(
             model_path=str(gguf_file), n_ctx=1024, n_threads=threads, seed=0, verbose=False
         )
@@ -115,7 +117,7 @@ class OnnxRunner(GreedyRunner):
     def __init__(self, onnx_file: Path, tokenizer: Any, max_new_tokens: int, *, threads: int = 2) -> None:
         import onnxruntime as ort
 
-        super().__init__(tokenizer, max_new_tokens)
+        super().__init__(tokenizer, max_new_tokens, threads)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
