@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from distillserve.export.errors import ExportError
+from distillserve.export.gguf_convert import check_supported
 from distillserve.export.gguf_format import GGUF_TYPES, write_gguf
 from distillserve.export.gguf_format import MODEL_FILE as GGUF_FILE
 from distillserve.export.merged import MERGED_DTYPES, default_merged_quant
@@ -27,6 +28,9 @@ class ExportFormat(ABC):
     def check_quant(self, quant: str) -> None:
         if quant not in self.quants:
             raise ExportError(f"{self.name} supports --quant {', '.join(self.quants)}, not {quant!r}")
+
+    def check_model(self, base_dir: Path) -> None:  # noqa: B027 - most formats take any model
+        """Refuse, before any work, a model this format's converter cannot handle."""
 
     @abstractmethod
     def write(self, merged_f32: Path, out_dir: Path, quant: str, scratch: Path) -> None:
@@ -59,6 +63,9 @@ class GgufFormat(ExportFormat):
         ("f16", *(q for q in GGUF_TYPES if q != "f16")),
         ("gguf", "llama_cpp_python"),
     )
+
+    def check_model(self, base_dir: Path) -> None:
+        check_supported(base_dir)
 
     def write(self, merged_f32: Path, out_dir: Path, quant: str, scratch: Path) -> None:
         write_gguf(merged_f32, out_dir, quant, scratch)

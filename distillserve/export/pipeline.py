@@ -68,6 +68,7 @@ class Exporter:
         source = fetch_source(self.registry, req.version, work)
         quant = req.quant or fmt.default_quant(source.base_dir)
         fmt.check_quant(quant)
+        fmt.check_model(source.base_dir)
         items, described = regression_set(self.registry, source.card, req.regression, req.limit)
         started = time.perf_counter()
         built = self._write(source, fmt, quant, work)
