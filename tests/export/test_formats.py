@@ -3,7 +3,8 @@ measured against the adapter on its base on the version's regression set (8 item
 
 Tolerances (agreement = share of items whose greedy answer is the same text as the source's):
 - merged f32 and ONNX fp32 compute what the source computes: agreement 1.0;
-- merged bf16, GGUF f16/q8_0: rounding of the weights only; measured 1.0 here, bound 0.75;
+- merged bf16, GGUF f16/q8_0: rounding of the weights only; merged bf16 measured 1.0 (8/8),
+  bound 0.75;
 - GGUF q4_k_m and ONNX int8: real quantization; measured values are in bench/RESULTS.md, the
   bound here only says the model still answers (the drop is measured by bench/export.py).
 """
@@ -68,6 +69,7 @@ def test_merged_default_is_bf16_like_its_base(exporter: tuple[Exporter, str]) ->
     assert card.accuracy.agreement >= 0.75
 
 
+@pytest.mark.timeout(2400)  # converting 135M params takes ~25 s of CPU, minutes on 2 busy cores
 @pytest.mark.parametrize(("quant", "bound"), [("f16", 0.75), ("q8_0", 0.75), ("q4_k_m", 0.25)])
 def test_gguf_runs_in_llama_cpp(exporter: tuple[Exporter, str], quant: str, bound: float) -> None:
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
