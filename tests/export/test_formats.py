@@ -1,0 +1,90 @@
+"""The three formats exported from a SmolLM2 adapter, each run by the runtime that serves it, and
+measured against the adapter on its base on the version's regression set (8 items, greedy).
+
+Tolerances (agreement = share of items whose greedy answer is the same text as the source's):
+- merged f32 and ONNX fp32 compute what the source computes: agreement 1.0;
+- merged bf16, GGUF f16/q8_0: rounding of the weights only; merged bf16 measured 1.0 (8/8),
+  bound 0.75;
+- GGUF q4_k_m and ONNX int8: real quantization; measured values are in bench/RESULTS.md, the
+  bound here only says the model still answers (the drop is measured by bench/export.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from distillserve.adapters.registry import AdapterRegistry, sha256_file
+from distillserve.export.card import ExportCard
+from distillserve.export.pipeline import Exporter, ExportRequest
+from distillserve.export.publish import list_exports
+from tests.export.smollm2_registry import smollm2_registry
+
+MAX_NEW_TOKENS = 16
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def exporter(tmp_path_factory: pytest.TempPathFactory) -> tuple[Exporter, str]:
+    registry, version = smollm2_registry(tmp_path_factory.mktemp("smollm2"))
+    return Exporter(registry, tmp_path_factory.mktemp("work")), version
+
+
+def export(exporter: tuple[Exporter, str], fmt: str, quant: str) -> tuple[ExportCard, Path]:
+    ex, version = exporter
+    card, path = ex.export(ExportRequest(version, fmt, quant, max_new_tokens=MAX_NEW_TOKENS))
+    return card, Path(path)
+
+
+def assert_published(registry: AdapterRegistry, card: ExportCard, path: Path) -> None:
+    """The files on disk are the ones the card hashes, the card is listed, sizes add up."""
+    assert {n: sha256_file(path / n) for n in card.files} == card.files
+    assert card.size_bytes == sum((path / n).stat().st_size for n in card.files)
+    assert card.name in [c.name for c in list_exports(registry, card.source_version)]
+    assert card.accuracy is not None and card.accuracy.n == 8
+    assert card.accuracy.regression_set["source"] == "golden"
+
+
+def test_merged_f32_is_the_adapter_on_its_base(exporter: tuple[Exporter, str]) -> None:
+    from safetensors.torch import load_file
+
+    from distillserve.models.prepared import ensure_smollm2
+
+    card, path = export(exporter, "merged", "f32")
+    assert_published(exporter[0].registry, card, path)
+    assert card.accuracy.runtime == "transformers" and card.accuracy.agreement == 1.0
+    # The adapter was folded in: the merged weights are not the base's.
+    merged = load_file(path / "model.safetensors")["model.layers.0.self_attn.q_proj.weight"]
+    base = load_file(ensure_smollm2() / "model.safetensors")["model.layers.0.self_attn.q_proj.weight"]
+    assert (merged.float() - base.float()).abs().max() > 1e-3
+
+
+def test_merged_default_is_bf16_like_its_base(exporter: tuple[Exporter, str]) -> None:
+    ex, version = exporter
+    card, path = ex.export(ExportRequest(version, "merged", max_new_tokens=MAX_NEW_TOKENS))
+    assert card.quant == "bf16"
+    assert_published(ex.registry, card, Path(path))
+    assert card.accuracy.agreement >= 0.75
+
+
+@pytest.mark.timeout(2400)  # converting 135M params takes ~25 s of CPU, minutes on 2 busy cores
+@pytest.mark.parametrize(("quant", "bound"), [("f16", 0.75), ("q8_0", 0.75), ("q4_k_m", 0.25)])
+def test_gguf_runs_in_llama_cpp(exporter: tuple[Exporter, str], quant: str, bound: float) -> None:
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
+    card, path = export(exporter, "gguf", quant)
+    assert_published(exporter[0].registry, card, path)
+    assert card.accuracy.runtime == "llama.cpp"
+    assert card.accuracy.agreement >= bound
+    assert set(card.files) == {"model.gguf"}
+
+
+@pytest.mark.timeout(2400)  # the dynamo export alone takes minutes on 2 busy cores
+@pytest.mark.parametrize(("quant", "bound"), [("fp32", 1.0), ("int8", 0.25)])
+def test_onnx_runs_in_onnxruntime(exporter: tuple[Exporter, str], quant: str, bound: float) -> None:
+    card, path = export(exporter, "onnx", quant)
+    assert_published(exporter[0].registry, card, path)
+    assert card.accuracy.runtime == "onnxruntime"
+    assert card.accuracy.agreement >= bound
+    assert "model.onnx" in card.files
