@@ -160,9 +160,10 @@ def language_student_config() -> dict[str, Any]:
         "distiller": {
             "trigger": {"records": 96, "seconds": 180, "min_records": 32},
             "lora": {"rank": 8, "alpha": 16},
-            # LoRA on a pretrained model: the usual 1e-4..1e-3 range, a few epochs over small batches.
+            # LoRA on a pretrained model: the usual 1e-4..1e-3 range, a few epochs over small batches
+            # (1e-3, 2 epochs: the LoRA probe's setting, bench/RESULTS.md).
             "optim": {
-                "learning_rate": 5e-4,
+                "learning_rate": 1e-3,
                 "lr_scheduler": "cosine",
                 "epochs": 2,
                 "batch_size": 8,
@@ -170,8 +171,11 @@ def language_student_config() -> dict[str, Any]:
             },
             # No base set ships for a real student: the whole replay share comes from past traffic.
             "replay": {"ratio": 0.5, "base_share": 0.0},
-            # A worked answer (reasoning, then \boxed{} or JSON) is ~100-150 SmolLM2 tokens.
-            "eval": {"holdout_fraction": 0.2, "regression_size": 24, "max_new_tokens": 192, "batch_size": 8},
+            # The answer without its trace, as the LoRA probe measured it: a trace is ~100 more tokens
+            # to train on and to generate on two cores (``kd.learn_reasoning: true`` learns it).
+            "kd": {"learn_reasoning": False},
+            # A bare answer (\boxed{} or a JSON fence) is under ~60 SmolLM2 tokens.
+            "eval": {"holdout_fraction": 0.2, "regression_size": 24, "max_new_tokens": 96, "batch_size": 8},
         },
     }
 

@@ -15,6 +15,7 @@ Every adapter card says which (``data_sources``), so "no testbed data" can be ch
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -143,8 +144,9 @@ class GoldenSlice(RegressionSource):
 
     def _publish(self, picked: list[TrainingExample]) -> None:
         """Write the grown slice as the next immutable version (durable before anything trains)."""
+        # Kept whole but for teacher top-k: the task picks the item's grader, the tenant its deletion.
         items = self._examples + [
-            TrainingExample(e.messages, e.target, e.answer, None, "golden", e.key) for e in picked
+            dataclasses.replace(e, teacher_tokens=None, source="golden") for e in picked
         ]
         rows = b"".join(orjson.dumps(e.to_json()) + b"\n" for e in items)
         self.info = self.registry.write_golden(rows, n=len(items), complete=len(items) >= self.size)

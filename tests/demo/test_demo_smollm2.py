@@ -44,6 +44,7 @@ def test_a_real_student_gets_the_natural_language_mix_graded_per_family() -> Non
     rng = random.Random(0)
     items = [LANGUAGE_MIX.draw(rng) for _ in range(200)]
     assert {i.task for i in items} == set(language.FAMILIES)
+    assert sum(i.task == "field_extraction" for i in items) >= 80, "half the traffic is the learnable family"
     for item, r1_answer in zip(items, asyncio.run(_teacher_contents(items)), strict=True):
         assert item.metadata == {"task": item.task}
         assert r1_answer.startswith("<think>") and item.is_correct(r1_answer), r1_answer
@@ -73,7 +74,8 @@ def test_the_demo_config_of_a_real_student_loads_and_names_its_model(tmp_path: P
     assert settings.student.model_path == "smollm2"
     rules = {r.task: r.grader for r in settings.grading.rules}
     assert rules == {f.task: f.grader for f in language.FAMILIES.values()}
-    assert settings.distiller.eval.max_new_tokens >= 128, "room for a worked answer"
+    # Learned without the trace (bench/RESULTS.md, "LoRA probe"): room for the bare answer.
+    assert not settings.distiller.kd.learn_reasoning and settings.distiller.eval.max_new_tokens >= 64
 
 
 @pytest.mark.slow
