@@ -72,7 +72,6 @@ def test_merged_default_is_bf16_like_its_base(exporter: tuple[Exporter, str]) ->
 @pytest.mark.timeout(2400)  # converting 135M params takes ~25 s of CPU, minutes on 2 busy cores
 @pytest.mark.parametrize(("quant", "bound"), [("f16", 0.75), ("q8_0", 0.75), ("q4_k_m", 0.25)])
 def test_gguf_runs_in_llama_cpp(exporter: tuple[Exporter, str], quant: str, bound: float) -> None:
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
     card, path = export(exporter, "gguf", quant)
     assert_published(exporter[0].registry, card, path)
     assert card.accuracy.runtime == "llama.cpp"
