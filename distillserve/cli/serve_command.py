@@ -34,12 +34,15 @@ def serve(
     config: ConfigOpt = None,
     host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Gateway processes, one event loop each (default 1).")
+    ] = None,
 ) -> None:
     """Run the OpenAI-compatible gateway."""
     from distillserve.serving.server import run
 
     _logging()
-    settings = _settings(config, host=host, port=port)
+    settings = _settings(config, host=host, port=port, workers=workers)
     s = settings.server
     typer.echo(
         f"distillserve gateway on http://{s.host}:{s.port}/v1 — try:\n"

@@ -31,6 +31,14 @@ class EmbeddingScorerConfig(StrictModel):
     max_tokens: int = Field(default=128, ge=8)
     # CPU threads of the embedding worker (0 = torch's default); 1 leaves the rest to the gateway and student.
     threads: int = Field(default=1, ge=0)
+    # Where the model runs: ``onnx`` (ONNX Runtime on CPU; exported once into ``onnx_cache_dir``,
+    # None = ``.cache/router/onnx``) or ``torch`` (sentence-transformers, on ``device``).
+    runtime: Literal["onnx", "torch"] = "onnx"
+    # ``int8``: dynamic int8 weights (ONNX only); bench/RESULTS.md has the APGR before and after.
+    quantization: Literal["none", "int8"] = "int8"
+    onnx_cache_dir: str | None = None
+    # Embeddings of this many recent prompts are kept (LRU); 0 disables the cache.
+    cache_entries: int = Field(default=4096, ge=0)
 
 
 class RetrainConfig(StrictModel):

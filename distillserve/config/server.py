@@ -20,3 +20,6 @@ class ServerConfig(StrictModel):
     strip_reasoning: bool = False
     # Name of the virtual model that asks the router.
     auto_model_name: str = "auto"
+    # Gateway processes sharing the port, one event loop each (uvicorn workers): one per core.
+    # They agree through the adapter registry (``registry.watch``); /metrics shows the worker asked.
+    workers: int = Field(default=1, ge=1)

@@ -24,10 +24,11 @@ import numpy as np
 
 from distillserve.config import RouterConfig, cache_dir
 from distillserve.router.difficulty_classifier import DifficultyClassifier, fit_classifier, length_feature
+from distillserve.router.embedding_cache import EmbeddingCache
 from distillserve.router.labelled_example import LabelledExample
 from distillserve.router.micro_batching import MicroBatcher
 from distillserve.router.scoring import LearnedScorer, Score, ScorerNotReady, register_scorer
-from distillserve.router.sentence_embedder import SentenceEmbedder
+from distillserve.router.sentence_encoder import SentenceEncoder, build_sentence_encoder, embedded_text
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +52,15 @@ class EmbeddingScorer(LearnedScorer):
         self,
         cfg: RouterConfig | None = None,
         *,
-        embedder: SentenceEmbedder | None = None,
+        embedder: SentenceEncoder | None = None,
         classifier: DifficultyClassifier | None = None,
         classifier_path: str | Path | None = None,
         load_saved: bool = True,
         **_: object,
     ) -> None:
         emb = (cfg or RouterConfig()).embedding
-        self.embedder = embedder or SentenceEmbedder(emb.model, emb.device, emb.max_tokens, emb.threads)
+        self.embedder = embedder or build_sentence_encoder(emb)
+        self.cache = EmbeddingCache(emb.cache_entries)
         self.classifier_path = Path(classifier_path or emb.classifier_path or default_classifier_path())
         self._classifier = classifier
         if self._classifier is None and load_saved and self.classifier_path.is_file():
@@ -102,16 +104,29 @@ class EmbeddingScorer(LearnedScorer):
         self._classifier = classifier
 
     # -- scoring ----------------------------------------------------------------------------------
-    def _embed_batch(self, prompts: list[str]) -> list[np.ndarray]:
-        emb = self.embedder.encode(prompts)
-        feats = np.concatenate([emb, length_feature(prompts)], axis=1)
-        return list(feats)
+    def _embed_batch(self, texts: list[str]) -> list[np.ndarray]:
+        return list(self.embedder.encode(texts))
+
+    async def _embedding(self, prompt: str) -> np.ndarray:
+        """The prompt's embedding: from the LRU cache, else from the batcher (then cached)."""
+        text = embedded_text(self.embedder, prompt)
+        row = self.cache.get(text)
+        if row is None:
+            row = await self._batcher.submit(text)
+            self.cache.put(text, row)
+        return row
+
+    async def _features(self, prompt: str) -> np.ndarray:
+        return np.concatenate([await self._embedding(prompt), length_feature([prompt])[0]])
 
     async def features(self, prompts: Sequence[str]) -> np.ndarray:
         """Classifier inputs for many prompts, queued with live requests in batch-sized chunks."""
         await self.wait_ready()
-        rows = await self._batcher.map(list(prompts))
-        return np.stack(rows) if rows else np.zeros((0, self.embedder.dim + 1), dtype=np.float32)
+        texts = [embedded_text(self.embedder, p) for p in prompts]
+        emb = await self._batcher.map(texts)  # bulk jobs (retraining) bypass the cache: no churn
+        if not emb:
+            return np.zeros((0, self.embedder.dim + 1), dtype=np.float32)
+        return np.concatenate([np.stack(emb), length_feature(list(prompts))], axis=1)
 
     async def score(self, prompt: str) -> Score:
         clf = self._classifier
@@ -120,7 +135,7 @@ class EmbeddingScorer(LearnedScorer):
         if not self.embedder.loaded:
             await self.start()
             raise ScorerNotReady("embedding model still loading")
-        row = await self._batcher.submit(prompt)
+        row = await self._features(prompt)
         p = float(clf.predict(row[None, :])[0])
         return Score(value=p, scorer=self.name, features={"p_student_worse": p})
 

@@ -16,7 +16,7 @@ import numpy as np
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 # A prompt is cut to this many characters per allowed token before tokenizing, so a 1 MB prompt
 # costs no more to tokenize than a short one (word pieces average well under 8 characters).
-_CHARS_PER_TOKEN = 8
+CHARS_PER_TOKEN = 8
 
 
 def resolve_model_path(model: str | None) -> str:
@@ -95,10 +95,10 @@ class SentenceEmbedder:
         # OpenMP spin, which is far slower than one thread.
         if self.threads > 0 and torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
-        limit = self.max_tokens * _CHARS_PER_TOKEN
+        limit = self.max_tokens * CHARS_PER_TOKEN
         clipped = [t[:limit] for t in texts]
         out = np.zeros((len(clipped), self.dim), dtype=np.float32)
-        for group in _length_groups(clipped, self.sub_batch):
+        for group in length_groups(clipped, self.sub_batch):
             out[group] = self._model.encode(
                 [clipped[i] for i in group],
                 batch_size=len(group),
@@ -109,7 +109,7 @@ class SentenceEmbedder:
         return out
 
 
-def _length_groups(texts: list[str], max_size: int) -> list[list[int]]:
+def length_groups(texts: list[str], max_size: int) -> list[list[int]]:
     """Indices in groups of similar length: a batch is padded to its longest text, so a short
     prompt batched with a long one would cost as much as the long one."""
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))

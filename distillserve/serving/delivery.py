@@ -4,6 +4,7 @@ only when asked for, teacher answers logged, student answers offered to the shad
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -131,11 +132,19 @@ class AnswerDelivery:
                     chunk = await _next_chunk(it, plan)
         finally:
             await close_stream(it)
-        self._account(plan, state.usage)
+        self._account(plan, state.usage)  # before the caller settles the key's limits with it
+        # The teacher-log record (or the shadow sample) is built once the client has its last
+        # event: the callback runs when this task next yields, in this request's context.
+        asyncio.get_running_loop().call_soon(self._after_stream, request, plan, state, chat)
+
+    def _after_stream(self, request: Request, plan: RoutePlan, state: StreamState, chat: bool) -> None:
         if plan.route == "teacher":
             self.log_teacher(state.teacher_answer(request, plan.teacher_origin()))
         elif chat and self.shadow is not None and may_log():
-            self.shadow.maybe_shadow(request, state.text, plan.model)  # type: ignore[arg-type]
+            try:
+                self.shadow.maybe_shadow(request, state.text, plan.model)  # type: ignore[arg-type]
+            except Exception:  # sampling must never surface in a finished stream
+                log.exception("could not sample a shadow comparison")
 
     def _account(self, plan: RoutePlan, usage: dict[str, Any] | None) -> None:
         """Tokens, money (and savings, for the student) and the key's usage, once per answer."""

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
+import pickle
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
@@ -220,15 +224,38 @@ def build_app(settings: Settings, gateway: Gateway | None = None) -> FastAPI:
     return create_app(gw, lifespan=services.lifespan, extra_routers=routers)
 
 
+#: Where a worker process finds the settings its parent was started with (``server.workers`` > 1).
+SETTINGS_ENV = "DISTILLSERVE_WORKER_SETTINGS"
+
+
+def app_for_worker() -> FastAPI:
+    """The app of one uvicorn worker process: the parent's settings, as it pickled them."""
+    with open(os.environ[SETTINGS_ENV], "rb") as f:
+        settings: Settings = pickle.load(f)  # our own file, written by ``run``
+    return build_app(settings)
+
+
 def run(settings: Settings) -> None:
-    app = build_app(settings)
-    uvicorn.run(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="info",
-        timeout_graceful_shutdown=10,
-    )
+    s = settings.server
+    options: dict[str, Any] = {
+        "host": s.host,
+        "port": s.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
+        "log_level": "info",
+        "timeout_graceful_shutdown": 10,
+    }
+    if s.workers == 1:
+        uvicorn.run(build_app(settings), **options)
+        return
+    if not settings.registry.watch:
+        log.warning("%d workers without registry.watch: an adapter swap reaches only one of them", s.workers)
+    # Workers are spawned processes: they rebuild the app from the settings (secrets included,
+    # so pickled into a file only this user can read, never put in the environment).
+    with tempfile.TemporaryDirectory(prefix="distillserve-workers-") as tmp:
+        path = os.path.join(tmp, "settings.pickle")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
+            pickle.dump(settings, f)
+        os.environ[SETTINGS_ENV] = path
+        uvicorn.run(f"{__name__}:app_for_worker", factory=True, workers=s.workers, **options)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from distillserve.monitoring import metrics
 from distillserve.protocol.errors import APIError, api_error_body
@@ -35,6 +35,7 @@ from distillserve.serving.keys.call_context import LOG_HEADER, current_call
 from distillserve.serving.keys.enforcement import KeyEnforcement
 from distillserve.serving.keys.limiter import Admission
 from distillserve.serving.keys.refusals import KeyLimitError
+from distillserve.serving.sse_response import SSEResponse
 
 Endpoint = Literal["chat", "completions"]
 OpenAIRequest = ChatCompletionRequest | CompletionRequest
@@ -169,9 +170,8 @@ class CompletionsEndpoint:
             _observe(endpoint, plan, str(exc.status_code), started)
             await admission.settle(ServedTokens(0, 0))
             raise
-        return StreamingResponse(
+        return SSEResponse(
             self._events(req, served, it, first, endpoint, started, admission),
-            media_type="text/event-stream",
             headers={**served.headers(), **admission.headers(), **STREAM_HEADERS},
         )
 
@@ -184,7 +184,7 @@ class CompletionsEndpoint:
         endpoint: Endpoint,
         started: float,
         admission: Admission,
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         status = "200"
         metrics.REQUESTS_IN_FLIGHT.labels(route=served.route).inc()
         try:
