@@ -12,7 +12,6 @@ those for real (broker, KafkaSink, distiller, vLLM, a hot-swap) and requires dat
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 import distillserve.monitoring.metrics  # noqa: F401 - registers every metric
+from deploy.grafana.generate_dashboards import render
 from tests.support.dashboards import (
     DASHBOARD_DIR,
     GRAFANA_DIR,
@@ -70,10 +70,7 @@ def known_metric_names() -> set[str]:
 
 # --- static --------------------------------------------------------------------------------------
 def test_dashboards_are_generated_from_the_script() -> None:
-    spec = importlib.util.spec_from_file_location("gen", GRAFANA_DIR / "generate_dashboards.py")
-    gen = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(gen)  # type: ignore[union-attr]
-    rendered = gen.render()
+    rendered = render()
     assert set(rendered) == {p.name for p in DASHBOARD_DIR.glob("*.json")}
     for name, text in rendered.items():
         assert (DASHBOARD_DIR / name).read_text() == text, f"{name} is stale: run generate_dashboards.py"
@@ -170,7 +167,7 @@ def test_traffic_shows_in_the_panels(stack) -> None:
 def test_spend_and_savings_show_in_the_sre_dashboard(stack) -> None:
     """Runs right after the traffic, like the tests above (rates over the last minute). The stack's
     teacher is priced as deepseek-reasoner and its key has a $100/day budget: the cost panels (built
-    with grafana-foundation-sdk, deploy/grafana/cost_panels.py) show real dollars."""
+    with grafana-foundation-sdk, deploy/grafana/panels/cost.py) show real dollars."""
     s, _, _ = stack
     prom = s.prometheus
     by_purpose = {
