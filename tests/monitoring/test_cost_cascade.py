@@ -75,7 +75,8 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "monitoring": {"shadow_rate": 1.0},  # every answer the student serves is compared
         "pricing": PRICING,
     }
-    with start_gateway(tmp, config, ready_path="/readyz") as g:
+    # A generous start: the embedded student loads a model (slow on a busy 2-core CI machine).
+    with start_gateway(tmp, config, ready_path="/readyz", timeout=600) as g:
         yield g
 
 
