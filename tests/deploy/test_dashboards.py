@@ -191,7 +191,7 @@ def test_spend_and_savings_show_in_the_sre_dashboard(stack: Driven) -> None:
         finite_values(prom.query(q, at))[0] for q in by_panel("Spent vs teacher-only (time range)")
     )
     assert spent > 0 and teacher_only > 0
-    burn = prom.query(by_panel("Budget burn rate by key (1h)")[0])
+    burn = prom.query(by_panel("Budget burn rate by key (1h)")[0], at)
     assert [r["metric"]["key"] for r in burn] == ["monitoring"] and 0 < float(burn[0]["value"][1]) < 14.4
 
 
