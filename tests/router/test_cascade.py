@@ -6,6 +6,7 @@ from one model and never a fragment of the discarded one."""
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,18 +96,28 @@ def test_unsure_answers_escalate_and_sure_ones_stay(
     assert 0 < escalated < len(PROMPTS)
 
 
+def logged_once(tmp: Path, request_id: str) -> list[TeacherLogRecord]:
+    """The log's records once the one for ``request_id`` is there: records reach the file through
+    the scrubbing thread, after the answer went out."""
+    deadline = time.monotonic() + 30
+    while True:
+        path = tmp / "log" / "teacher-log.jsonl"
+        lines = path.read_bytes().splitlines() if path.exists() else []
+        records = [TeacherLogRecord.from_json(line) for line in lines if line]
+        if any(r.request_id == request_id for r in records):
+            return records
+        assert time.monotonic() < deadline, f"no record of {request_id} after 30 s"
+        time.sleep(0.1)
+
+
 def test_escalations_are_logged_with_the_discarded_student_answer(
     client: openai.OpenAI, tmp: Path, confidence: dict[str, tuple[str, float]]
 ) -> None:
     unsure = next(p for p in PROMPTS if confidence[p][1] < THRESHOLD)
-    ask(client, unsure)
-    records = [
-        TeacherLogRecord.from_json(line)
-        for line in (tmp / "log" / "teacher-log.jsonl").read_bytes().splitlines()
-        if line
-    ]
-    mine = [r for r in records if r.messages and r.messages[-1]["content"] == unsure]
-    assert mine and mine[-1].route == "cascade"
+    request_id = ask(client, unsure).parse().id
+    # By request id, not prompt text: the log's PII scrubbing may rewrite the prompt (a number).
+    mine = [r for r in logged_once(tmp, request_id) if r.request_id == request_id]
+    assert len(mine) == 1 and mine[-1].route == "cascade"
     assert mine[-1].response_text == answer(unsure)
     assert mine[-1].student_text == confidence[unsure][0] and mine[-1].student_model == "student"
 
