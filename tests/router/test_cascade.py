@@ -38,7 +38,7 @@ def gw(tmp: Path) -> Iterator[Server]:
         "router": {"scorer": "cascade", "cascade": {"min_logprob": THRESHOLD, "statistic": "min"}},
         "teacher_log": {"sink": "file", "spool_dir": str(tmp / "log")},
     }
-    with start_gateway(tmp, config, ready_path="/readyz") as g:
+    with start_gateway(tmp, config, ready_path="/readyz", timeout=600) as g:
         yield g
 
 
@@ -167,7 +167,7 @@ def test_dead_teacher_on_escalation_serves_the_student_answer(
         "router": {"scorer": "cascade", "cascade": {"min_logprob": THRESHOLD}},
         "teacher_log": {"sink": "none"},
     }
-    with start_gateway(tmp, config, ready_path="/readyz") as g:
+    with start_gateway(tmp, config, ready_path="/readyz", timeout=600) as g:
         client = openai.OpenAI(base_url=g.url, api_key="none", max_retries=0)
         raw = ask(client, unsure)
         assert raw.headers["x-distillserve-route"] == "student"
