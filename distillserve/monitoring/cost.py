@@ -7,6 +7,10 @@ prompt tokens a prompt cache served (OpenAI's ``prompt_tokens_details.cached_tok
 ``prompt_cache_hit_tokens``) at the cached-input rate, the other prompt tokens at the input rate,
 completion tokens (reasoning included) at the output rate.
 
+Savings count only the requests the student finally served: a request a cascade escalated was
+paid on the teacher too, so the student's attempt at it is spend (``purpose="serve"``, route
+``student``) and saves nothing.
+
 The savings estimate takes the student's prompt and completion token counts at the teacher's
 input and output prices, with no cache discount: the teacher's cache cannot be known for a request
 it never saw, and the student's tokenizer stands in for the teacher's. Net savings are the savings
@@ -88,14 +92,23 @@ class CostLedger:
 
     # -- counted ----------------------------------------------------------------------------------
     def spend(
-        self, route: str, purpose: Purpose, usage: Mapping[str, Any] | None, tenant: str | None = None
+        self,
+        route: str,
+        purpose: Purpose,
+        usage: Mapping[str, Any] | None,
+        tenant: str | None = None,
+        *,
+        served: bool = True,
     ) -> float:
-        """Count what a call on ``route`` cost; a served student answer also counts its savings."""
+        """Count what a call on ``route`` cost; a student answer the client got also counts its
+        savings. ``served=False``: an answer that never reached the client (the student's attempt
+        at a request a cascade escalated to the teacher): its cost is spend, and it saves nothing,
+        since the teacher was paid for that request as well."""
         use = TokenUse.from_usage(usage)
         if use is None:
             return 0.0
         cost = self._counted(route, purpose, tenant, use, self.cost_usd(route, use))
-        if route == "student" and purpose == "serve":
+        if served and route == "student" and purpose == "serve":
             saved = self.teacher_equivalent_usd(use)
             if saved is not None:
                 metrics.SAVINGS.labels(tenant=tenant or "").inc(saved)

@@ -35,16 +35,19 @@ class Attempts:
 
     async def blocking(self, request: Request, plan: RoutePlan) -> dict[str, Any]:
         """One blocking answer from the plan's backend, delivered (renamed, counted, logged)."""
+        return self.delivery.finish(request, plan, await self.undelivered(request, plan))
+
+    async def undelivered(self, request: Request, plan: RoutePlan) -> dict[str, Any]:
+        """The backend's blocking answer as it came, for a caller that decides whether the client
+        gets it (``delivery.finish``) or not (``delivery.discard``): the cascade."""
         with self.delivery.in_flight(plan):
             try:
                 if isinstance(request, ChatCompletionRequest):
-                    body = await plan.backend.chat(request, model=plan.model)
-                else:
-                    body = await plan.backend.completion(request, model=plan.model)
+                    return await plan.backend.chat(request, model=plan.model)
+                return await plan.backend.completion(request, model=plan.model)
             except APIError as exc:
                 count_backend_error(plan, exc)
                 raise
-        return self.delivery.finish(request, plan, body)
 
     async def first_chunk(self, request: Request, plan: RoutePlan) -> OpenedStream:
         """Start a stream and wait for its first chunk, so a dead backend still gets a proper error

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +65,13 @@ class _HeldBack:
             delta = choice.get("delta") or {}
             self.text.append(delta.get("content") or choice.get("text") or "")
 
+    def usage(self, request: Request) -> dict[str, int]:
+        """What a student stream cut short by an escalation used: no usage chunk comes before a
+        stream's end, so its generated tokens are counted (one logprob each) and its prompt is
+        estimated like key admission does (about 4 characters per token, OpenAI's rule of thumb)."""
+        prompt = request.prompt_text() if isinstance(request, ChatCompletionRequest) else request.prompt_str()
+        return {"prompt_tokens": math.ceil(len(prompt) / 4), "completion_tokens": len(self.logprobs)}
+
 
 class CascadeStrategy:
     def __init__(self, attempts: Attempts, cascade: ConfidenceCascade) -> None:
@@ -78,25 +86,39 @@ class CascadeStrategy:
     # -- blocking ---------------------------------------------------------------------------------
     async def complete(self, request: Request, plan: RoutePlan) -> tuple[dict[str, Any], RoutePlan]:
         try:
-            body = await self.attempts.blocking(with_logprobs(request), plan)
+            body = await self.attempts.undelivered(with_logprobs(request), plan)
         except FAILOVER_ERRORS:
             metrics.FALLBACKS.labels(from_route="student", to_route="teacher").inc()
             teacher = _escalated(plan, None)
             return await self.attempts.blocking(request, teacher), teacher
-        choice = (body.get("choices") or [{}])[0]
-        logprobs = chunk_logprobs(choice)
+        logprobs = chunk_logprobs((body.get("choices") or [{}])[0])
         plan = self._decided(plan, logprobs)
         if self.cascade.is_unsure(logprobs):
-            metrics.CASCADE_ESCALATIONS.inc()
-            text = (choice.get("message") or {}).get("content") if "message" in choice else choice.get("text")
-            teacher = _escalated(plan, text)
-            try:
-                return await self.attempts.blocking(request, teacher), teacher
-            except FAILOVER_ERRORS as exc:
-                _serving_student_instead(exc)
-        fit_logprobs(choice, request)
-        body["distillserve"] = plan.annotation()
-        return body, plan
+            escalated = await self._escalate(request, plan, body)
+            if escalated is not None:
+                return escalated
+        # Delivered only now that the student's answer stands: counted once, with its savings.
+        return self.attempts.delivery.finish(request, plan, body), plan
+
+    async def _escalate(
+        self, request: Request, plan: RoutePlan, student: dict[str, Any]
+    ) -> tuple[dict[str, Any], RoutePlan] | None:
+        """The teacher's answer instead; None when the teacher failed and the student's answer stands.
+        The discarded student answer is paid for but saves nothing: counted as spend only."""
+        metrics.CASCADE_ESCALATIONS.inc()
+        choice = (student.get("choices") or [{}])[0]
+        text = (choice.get("message") or {}).get("content") if "message" in choice else choice.get("text")
+        teacher = _escalated(plan, text)
+        student_served = False
+        try:
+            return await self.attempts.blocking(request, teacher), teacher
+        except FAILOVER_ERRORS as exc:
+            _serving_student_instead(exc)
+            student_served = True
+            return None
+        finally:
+            if not student_served:
+                self.attempts.delivery.discard(plan, student.get("usage"))
 
     # -- streaming --------------------------------------------------------------------------------
     async def open_stream(self, request: Request, plan: RoutePlan) -> OpenedStream:
@@ -144,6 +166,7 @@ class CascadeStrategy:
             return None
         if it is not None:
             await close_stream(it)
+            self.attempts.delivery.discard(plan, held.usage(request))  # paid for, saves nothing
         return opened
 
 

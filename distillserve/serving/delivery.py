@@ -153,6 +153,13 @@ class AnswerDelivery:
         if self.cost is not None:
             self.cost.spend(plan.route, "serve", usage, current_tenant())
 
+    def discard(self, plan: RoutePlan, usage: dict[str, Any] | None) -> None:
+        """An answer the client never gets (a cascade's student attempt, escalated): its tokens and
+        money are counted, without savings; the key is charged for the answer it does get."""
+        count_tokens(plan.route, usage)
+        if self.cost is not None:
+            self.cost.spend(plan.route, "serve", usage, current_tenant(), served=False)
+
     # -- the teacher log --------------------------------------------------------------------------
     def log_teacher(self, answer: TeacherAnswer) -> None:
         if not self.log_teacher_answers:

@@ -12,10 +12,10 @@ those for real (broker, KafkaSink, distiller, vLLM, a hot-swap) and requires dat
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 import distillserve.monitoring.metrics  # noqa: F401 - registers every metric
+from deploy.grafana.generate_dashboards import render
 from tests.support.dashboards import (
     DASHBOARD_DIR,
     GRAFANA_DIR,
@@ -70,10 +71,7 @@ def known_metric_names() -> set[str]:
 
 # --- static --------------------------------------------------------------------------------------
 def test_dashboards_are_generated_from_the_script() -> None:
-    spec = importlib.util.spec_from_file_location("gen", GRAFANA_DIR / "generate_dashboards.py")
-    gen = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(gen)  # type: ignore[union-attr]
-    rendered = gen.render()
+    rendered = render()
     assert set(rendered) == {p.name for p in DASHBOARD_DIR.glob("*.json")}
     for name, text in rendered.items():
         assert (DASHBOARD_DIR / name).read_text() == text, f"{name} is stale: run generate_dashboards.py"
@@ -107,17 +105,27 @@ def test_every_metric_in_a_panel_exists() -> None:
 
 
 # --- against Prometheus --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Driven:
+    stack: Stack
+    counts: dict[str, int]
+    started: float
+    # A few scrapes after the last request: rates over the last minute are read at this instant,
+    # not whenever a test runs (on a busy machine the earlier tests can take over a minute).
+    ended: float
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, dict[str, int], float]]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Driven]:
     with monitoring_stack(tmp_path_factory.mktemp("dashboards")) as s:
         started = time.time()
         counts = drive_traffic(s.gateway)
         time.sleep(3)  # a few more scrapes and rule evaluations after the last request
-        yield s, counts, started
+        yield Driven(s, counts, started, time.time())
 
 
-def test_every_panel_query_runs_and_gateway_panels_have_data(stack) -> None:
-    s, _, _ = stack
+def test_every_panel_query_runs_and_gateway_panels_have_data(stack: Driven) -> None:
+    s = stack.stack
     assert len(panel_queries()) > 40
     check = check_panels(s.prometheus, NOT_RUNNING, ZERO_ONLY)
     assert not check.empty, "panels without data:\n" + "\n".join(check.empty)
@@ -131,16 +139,16 @@ def by_panel(title: str) -> list[str]:
     return [q.expr for q in panel_queries() if q.panel == title]
 
 
-def test_traffic_shows_in_the_panels(stack) -> None:
-    s, counts, _ = stack
+def test_traffic_shows_in_the_panels(stack: Driven) -> None:
+    s, counts, at = stack.stack, stack.counts, stack.ended
     assert counts["student"] > 0 and counts["teacher"] > 0 and counts["errors"] == 3
     prom = s.prometheus
     per_route = {
         r["metric"]["route"]: float(r["value"][1])
-        for r in prom.query(by_panel("Requests per second by route")[0])
+        for r in prom.query(by_panel("Requests per second by route")[0], at)
     }
     assert per_route["student"] > 0 and per_route["teacher"] > 0
-    share = finite_values(prom.query(by_panel("Teacher share")[0]))[0]
+    share = finite_values(prom.query(by_panel("Teacher share")[0], at))[0]
     assert 0 < share < 1
     statuses = {
         r["metric"]["status"]: float(r["value"][1])
@@ -149,48 +157,46 @@ def test_traffic_shows_in_the_panels(stack) -> None:
     assert statuses["404"] > 0 and statuses["401"] == 0
     ttft = {
         r["metric"]["route"]: float(r["value"][1])
-        for r in prom.query(by_panel("Time to first token p50 / p95 / p99 by route")[0])
+        for r in prom.query(by_panel("Time to first token p50 / p95 / p99 by route")[0], at)
     }
     assert all(math.isfinite(v) and v > 0 for v in ttft.values()) and set(ttft) == {"student", "teacher"}
     # Shadow pairs: a third of the student's prompts are reverse, which it gets wrong.
-    agreement = prom.query(by_panel("Student/teacher agreement: rolling and baseline")[0])
+    agreement = prom.query(by_panel("Student/teacher agreement: rolling and baseline")[0], at)
     assert len(agreement) == 1 and agreement[0]["metric"]["adapter"] == "base"
     assert 0.3 < float(agreement[0]["value"][1]) < 0.9
-    drift = finite_values(prom.query(by_panel("Drift below baseline")[0]))
+    drift = finite_values(prom.query(by_panel("Drift below baseline")[0], at))
     assert len(drift) == 1 and 0 <= drift[0] < 1
     outcomes = {
         r["metric"]["outcome"]: float(r["value"][1])
-        for r in prom.query(by_panel("Shadow comparisons per second by outcome")[0])
+        for r in prom.query(by_panel("Shadow comparisons per second by outcome")[0], at)
     }
     assert outcomes["agree"] > 0 and outcomes["disagree"] > 0 and outcomes["teacher_error"] == 0
-    live = prom.query(by_panel("Live adapter")[0])
+    live = prom.query(by_panel("Live adapter")[0], at)
     assert [r["metric"]["version"] for r in live] == ["base"]
 
 
-def test_spend_and_savings_show_in_the_sre_dashboard(stack) -> None:
-    """Runs right after the traffic, like the tests above (rates over the last minute). The stack's
+def test_spend_and_savings_show_in_the_sre_dashboard(stack: Driven) -> None:
+    """Read at the end of the traffic, like the tests above (rates over the last minute). The stack's
     teacher is priced as deepseek-reasoner and its key has a $100/day budget: the cost panels (built
-    with grafana-foundation-sdk, deploy/grafana/cost_panels.py) show real dollars."""
-    s, _, _ = stack
-    prom = s.prometheus
+    with grafana-foundation-sdk, deploy/grafana/panels/cost.py) show real dollars."""
+    prom, at = stack.stack.prometheus, stack.ended  # every series at one instant
     by_purpose = {
         r["metric"]["purpose"]: float(r["value"][1])
-        for r in prom.query(by_panel("Spend per hour by purpose")[0])
+        for r in prom.query(by_panel("Spend per hour by purpose")[0], at)
     }
     assert by_purpose["serve"] > 0 and by_purpose["shadow"] > 0
-    at = time.time()  # both series at one instant
     avoided, net = (finite_values(prom.query(q, at)) for q in by_panel("Savings per hour"))
     assert avoided[0] > 0 and net[0] == avoided[0]  # the student is free per token here
     spent, teacher_only = (
         finite_values(prom.query(q, at))[0] for q in by_panel("Spent vs teacher-only (time range)")
     )
     assert spent > 0 and teacher_only > 0
-    burn = prom.query(by_panel("Budget burn rate by key (1h)")[0])
+    burn = prom.query(by_panel("Budget burn rate by key (1h)")[0], at)
     assert [r["metric"]["key"] for r in burn] == ["monitoring"] and 0 < float(burn[0]["value"][1]) < 14.4
 
 
-def test_alert_and_recording_rules_evaluate_on_real_data(stack) -> None:
-    s, _, _ = stack
+def test_alert_and_recording_rules_evaluate_on_real_data(stack: Driven) -> None:
+    s = stack.stack
     import httpx
 
     groups = httpx.get(f"{s.prometheus.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
@@ -204,8 +210,8 @@ def test_alert_and_recording_rules_evaluate_on_real_data(stack) -> None:
     assert firing == [], "a healthy stack fires no alert"
 
 
-def test_dashboards_render_to_png(stack, tmp_path: Path) -> None:
-    s, _, started = stack
+def test_dashboards_render_to_png(stack: Driven, tmp_path: Path) -> None:
+    s, started = stack.stack, stack.started
     for board in ("sre-overview.json", "learning-loop.json"):
         png = tmp_path / board.replace(".json", ".png")
         assert render_png(s.prometheus, board, started - 5, time.time(), png) > 10
