@@ -103,6 +103,8 @@ async def test_retrain_hot_swaps_while_requests_keep_being_scored(scorer: Embedd
     async def traffic() -> None:
         while not stop.is_set():
             served.append((await scorer.score(probe)).value)
+            # A cached embedding answers without suspending: yield as a request's I/O would.
+            await asyncio.sleep(0)
 
     task = asyncio.create_task(traffic())
     await scorer.retrain(task_labelled(280, seed=2, easy=[*BASE_TASKS, "reverse"]), adapter="v2")
