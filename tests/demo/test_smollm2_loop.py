@@ -12,7 +12,7 @@ short targets, short greedy answers), one batch, one adapter.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,12 +23,12 @@ from distillserve.adapters.registry import AdapterRegistry
 from distillserve.backends.testbed_teacher import TestbedTeacher
 from distillserve.config import DistillerConfig
 from distillserve.config.grading import GradingConfig, GradingRule
-from distillserve.distiller.sources import SourcedRecord
 from distillserve.distiller.worker import Distiller, resolve_base_model
 from distillserve.grading.factory import build_selection
 from distillserve.protocol.schema import ChatCompletionRequest
 from distillserve.teacher_log.record import TeacherLogRecord
 from distillserve.testbed import language
+from tests.support.batch_source import BatchSource
 
 TASK = "field_extraction"
 RECORDS = 64
@@ -45,26 +45,6 @@ CFG = DistillerConfig(
     torch_threads=1,
     seed=0,
 )
-
-
-class OneBatch:
-    """A ``RecordSource`` over one batch of teacher-log records, recording what it committed."""
-
-    def __init__(self, records: Sequence[bytes]) -> None:
-        self.records = [SourcedRecord(r, "teacher-log", 0, i) for i, r in enumerate(records)]
-        self.committed: list[int] = []
-
-    def poll(self, max_records: int, timeout_s: float) -> list[SourcedRecord]:
-        return self.records[:max_records]
-
-    def commit(self, records: Sequence[SourcedRecord]) -> None:
-        self.committed += [r.offset for r in records]
-
-    def lag(self) -> int | None:
-        return None
-
-    def close(self) -> None:
-        return None
 
 
 async def _teacher_records(n: int, seed: int) -> list[bytes]:
@@ -120,7 +100,7 @@ def test_smollm2_learns_a_family_from_the_teachers_answers_and_is_promoted(
         state_dir=tmp_path / "state",
         graders=build_selection(GradingConfig(default="exact", rules=rules)),
     )
-    source = OneBatch(asyncio.run(_teacher_records(RECORDS, seed=11)))
+    source = BatchSource(asyncio.run(_teacher_records(RECORDS, seed=11)))
 
     outcome = worker.run_once(source.poll(RECORDS, 0), source)
 

@@ -20,9 +20,9 @@ from distillserve.adapters.promotion import NoActivator, Promoter
 from distillserve.adapters.registry import AdapterRegistry
 from distillserve.config import DistillerConfig
 from distillserve.distiller.examples import TrainingExample
-from distillserve.distiller.sources import SourcedRecord
 from distillserve.distiller.worker import Distiller, resolve_base_model
 from distillserve.testbed.tasks import parse_prompt
+from tests.support.batch_source import BatchSource
 from tests.support.chat_records import chat_records, more_chat_records
 
 CFG = DistillerConfig(
@@ -36,26 +36,6 @@ CFG = DistillerConfig(
     device="cpu",
     torch_threads=1,
 )
-
-
-class Source:
-    """A ``RecordSource`` over one batch of records, recording what it committed."""
-
-    def __init__(self, records: Sequence[bytes], first_offset: int) -> None:
-        self.records = [SourcedRecord(r, "teacher-log", 0, first_offset + i) for i, r in enumerate(records)]
-        self.committed: list[int] = []
-
-    def poll(self, max_records: int, timeout_s: float) -> list[SourcedRecord]:
-        return self.records[:max_records]
-
-    def commit(self, records: Sequence[SourcedRecord]) -> None:
-        self.committed += [r.offset for r in records]
-
-    def lag(self) -> int | None:
-        return None
-
-    def close(self) -> None:
-        return None
 
 
 class Spy:
@@ -111,8 +91,8 @@ def test_a_smollm2_student_trains_and_is_gated_on_its_own_traffic_only(
         train=spy.train,
     )
     first, second = (
-        Source([r.to_json() for r in chat_records()], 0),
-        Source([r.to_json() for r in more_chat_records()], 16),
+        BatchSource([r.to_json() for r in chat_records()], 0),
+        BatchSource([r.to_json() for r in more_chat_records()], 16),
     )
     one = worker.run_once(first.poll(16, 0), first)
     two = worker.run_once(second.poll(16, 0), second)
