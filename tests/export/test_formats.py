@@ -11,6 +11,7 @@ Tolerances (agreement = share of items whose greedy answer is the same text as t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,9 +28,14 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def exporter(tmp_path_factory: pytest.TempPathFactory) -> tuple[Exporter, str]:
+def exporter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Exporter, str]]:
     registry, version = smollm2_registry(tmp_path_factory.mktemp("smollm2"))
-    return Exporter(registry, tmp_path_factory.mktemp("work")), version
+    # One merge, one f16 GGUF and one fp32 ONNX graph for all quants, as the bench does.
+    ex = Exporter(registry, tmp_path_factory.mktemp("work"), keep_intermediates=True)
+    try:
+        yield ex, version
+    finally:
+        ex.close()
 
 
 def export(exporter: tuple[Exporter, str], fmt: str, quant: str) -> tuple[ExportCard, Path]:
