@@ -15,7 +15,6 @@ tools and JSON mode is in ``tests/backends/test_vllm_teacher_features.py``.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from distillserve.teacher_log.record import TeacherLogRecord
+from tests.support.log_file import read_log_once
 from tests.support.reference_teacher import ReferenceTeacher, reference_teacher
 from tests.support.servers import Server, start_gateway
 
@@ -111,16 +111,13 @@ def capability_counts(gw: Server, feature: str) -> tuple[float, float, float]:
     )
 
 
-def records_for(tmp: Path, prompt: str, timeout: float = 30.0) -> list[TeacherLogRecord]:
-    """The teacher-log records of ``prompt`` (the sink writes in the background)."""
-    path = tmp / "log" / "teacher-log.jsonl"
-    deadline = time.monotonic() + timeout
-    while True:
-        lines = [line for line in path.read_bytes().splitlines() if line] if path.exists() else []
-        found = [r for r in map(TeacherLogRecord.from_json, lines) if r.messages[-1]["content"] == prompt]
-        if found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.05)
+def records_for(tmp: Path, prompt: str) -> list[TeacherLogRecord]:
+    """The teacher-log records of ``prompt``, once there is one (the sink writes in the background)."""
+
+    def about(r: TeacherLogRecord) -> bool:
+        return r.messages[-1]["content"] == prompt
+
+    return [r for r in read_log_once(tmp / "log" / "teacher-log.jsonl", about) if about(r)]
 
 
 # --- tools, JSON mode, images: to the teacher, unchanged ----------------------------------------
