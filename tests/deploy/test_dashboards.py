@@ -192,7 +192,9 @@ def test_spend_and_savings_show_in_the_sre_dashboard(stack: Driven) -> None:
     )
     assert spent > 0 and teacher_only > 0
     burn = prom.query(by_panel("Budget burn rate by key (1h)")[0], at)
-    assert [r["metric"]["key_alias"] for r in burn] == ["monitoring"] and 0 < float(burn[0]["value"][1]) < 14.4
+    assert [r["metric"]["key_alias"] for r in burn] == ["monitoring"] and 0 < float(
+        burn[0]["value"][1]
+    ) < 14.4
 
 
 def test_alert_and_recording_rules_evaluate_on_real_data(stack: Driven) -> None:
