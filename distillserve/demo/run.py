@@ -50,6 +50,9 @@ class DemoOptions:
     # status), for at most ``max_wait_s`` more: a short smoke run waits for its first adapter.
     wait_for_versions: int = 0
     max_wait_s: float = 0.0
+    # ...and until the first live version has served for this long, so the last window is measured
+    # after the promotion on a slow machine too, not after a fixed wall time (bounded the same way).
+    settle_after_live_s: float = 0.0
     # Deep-merged over the generated stack config (e.g. a faster distiller trigger for tests).
     config_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -110,11 +113,18 @@ async def _end_traffic(opts: DemoOptions, watcher: AdapterWatcher, stop: asyncio
     """Ends the traffic after the duration, or later while the run still waits for its adapters."""
     while True:
         elapsed = time.perf_counter() - watcher.started
-        enough = len(watcher.seen) >= opts.wait_for_versions
+        enough = len(watcher.seen) >= opts.wait_for_versions and _settled(opts, watcher, elapsed)
         if elapsed >= opts.duration_s and (enough or elapsed >= opts.duration_s + opts.max_wait_s):
             stop.set()
             return
         await asyncio.sleep(1.0)
+
+
+def _settled(opts: DemoOptions, watcher: AdapterWatcher, elapsed: float) -> bool:
+    if opts.settle_after_live_s <= 0:
+        return True
+    live = next((e.t for e in watcher.events if e.status == "live"), None)
+    return live is not None and elapsed - live >= opts.settle_after_live_s
 
 
 def mix_for(student: str) -> TrafficMix:
