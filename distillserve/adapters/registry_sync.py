@@ -27,6 +27,7 @@ from distillserve.adapters.adapter_cache import AdapterCache
 from distillserve.adapters.control import DriftBaselines
 from distillserve.adapters.hotswap import HotSwapper
 from distillserve.adapters.registry import AdapterRegistry, RegistryError, RegistryState
+from distillserve.background_task import BackgroundTask
 from distillserve.monitoring import metrics
 from distillserve.protocol.errors import AdapterError, APIError
 
@@ -97,7 +98,7 @@ class RegistrySync:
         self._seeded = False  # whether the versions due before this gateway started are set aside
         self._wake = asyncio.Event()
         self._polling = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("registry-sync")
         swapper.leave_loaded = self.manages  # registry versions: unloaded here, after the grace
 
     def manages(self, adapter: str) -> bool:
@@ -225,7 +226,7 @@ class RegistrySync:
                     log.error("registry state not applied at start (%s); converging in the background", exc)
                     break
                 await asyncio.sleep(min(self.poll_interval_s, 1.0))
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="registry-sync")
+        self._task.start(self._run)
         return converged
 
     async def _run(self) -> None:
@@ -242,8 +243,4 @@ class RegistrySync:
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.aclose()

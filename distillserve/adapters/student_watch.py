@@ -14,6 +14,7 @@ import contextlib
 import logging
 
 from distillserve.adapters.hotswap import HotSwapper
+from distillserve.background_task import BackgroundTask
 from distillserve.protocol.backend import AdapterRef
 from distillserve.protocol.errors import AdapterError, APIError
 
@@ -33,7 +34,7 @@ class StudentWatch:
         #: (name, path) to make live as soon as the engine answers; None once done or refused.
         self.initial = initial
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("student-watch")
 
     def poke(self, adapter: str | None = None) -> None:
         """Check now (a request just found ``adapter`` missing from the engine)."""
@@ -70,12 +71,7 @@ class StudentWatch:
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="student-watch")
+        self._task.start(self._run)
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.aclose()

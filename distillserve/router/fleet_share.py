@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from distillserve.background_task import BackgroundTask
 from distillserve.config.router import FleetShareConfig
 from distillserve.monitoring import metrics
 from distillserve.router.policy import TargetSharePolicy
@@ -56,7 +57,7 @@ class FleetShare:
         self.gateway = gateway
         self.redis = client
         self._last_ok = time.monotonic()
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("router-fleet-share")
 
     async def sync_once(self) -> int:
         """Share this gateway's window and pool the others'; returns how many gateways were pooled
@@ -113,15 +114,10 @@ class FleetShare:
             await asyncio.sleep(self.cfg.sync_interval_s)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="router-fleet-share")
+        self._task.start(self._run)
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.aclose()
         with contextlib.suppress(Exception):  # closing a client whose server is gone
             await self.redis.hdel(self.cfg.key, self.gateway)
         await self.redis.aclose()

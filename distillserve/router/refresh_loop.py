@@ -14,10 +14,10 @@ gateway loads the classifier the registry names, at start (``prime``) and at eac
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from distillserve.adapters.student_target import StudentTarget
+from distillserve.background_task import BackgroundTask
 from distillserve.protocol.backend import Backend
 from distillserve.router.published_model import PublishedRouterModel
 from distillserve.router.router import Router
@@ -49,7 +49,7 @@ class RouterRefresher:
         self.fits = 0
         self._fitted_for: object = _UNFITTED
         self._answers_at_fit = 0
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("router-refresh")
 
     @property
     def fits_here(self) -> bool:
@@ -103,12 +103,8 @@ class RouterRefresher:
                 self._answers_at_fit = self.router.recent.total
 
     def start(self) -> None:
-        if self.router.learns and self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="router-refresh")
+        if self.router.learns:
+            self._task.start(self._run)
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.aclose()
