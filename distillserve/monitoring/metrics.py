@@ -4,7 +4,10 @@ Names follow Prometheus conventions (base units, ``_seconds``, ``_total``); labe
 take values from small fixed sets (routes, backend kinds, outcomes) or adapter
 versions, which are few.
 
-``declare(registry)`` makes the whole set in one registry. The process's set lives in
+``declare(registry)`` makes the whole set in one registry. With ``server.workers`` > 1 every
+worker writes its values under ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` sums them
+(``multiprocess_registry``): a gauge says how its workers combine (``livesum`` for what is in
+flight now, ``mostrecent`` for state the workers share, e.g. the live adapter). The process's set lives in
 prometheus_client's default registry (what ``/metrics`` exports) under this module's names:
 observe a metric as ``metrics.REQUESTS``, looked up when observed, never imported by name or
 kept at import time, so that a test can swap in a set of its own (``tests/support/metrics.py``).
@@ -12,12 +15,14 @@ kept at import time, so that a test can swap in a set of its own (``tests/suppor
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
 
 # Latency buckets from 5 ms to 2 min: CPU students answer in tens of ms, reasoning teachers in minutes.
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -94,8 +99,12 @@ class _Maker:
     def counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
         return Counter(name, doc, labels, registry=self.registry)
 
-    def gauge(self, name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
-        return Gauge(name, doc, labels, registry=self.registry)
+    def gauge(
+        self, name: str, doc: str, labels: Sequence[str] = (), *, across_workers: str = "mostrecent"
+    ) -> Gauge:
+        """``across_workers``: how /metrics combines the workers' values (prometheus_client's
+        ``multiprocess_mode``; ignored in a single process)."""
+        return Gauge(name, doc, labels, registry=self.registry, multiprocess_mode=across_workers)
 
     def histogram(
         self, name: str, doc: str, labels: Sequence[str] = (), *, buckets: Sequence[float]
@@ -103,14 +112,16 @@ class _Maker:
         return Histogram(name, doc, labels, registry=self.registry, buckets=buckets)
 
 
-def _build_info(m: _Maker) -> Info:
-    info = Info(
-        "distillserve_build", "Version of the distillserve code in this process.", registry=m.registry
+def _build_info(m: _Maker) -> Gauge:
+    # A gauge of 1 exposes what an Info would (``distillserve_build_info{version=…} 1``), and works
+    # across worker processes, where prometheus_client has no Info.
+    info = m.gauge(
+        "distillserve_build_info", "Version of the distillserve code in this process.", ["version"]
     )
     try:
-        info.info({"version": version("distillserve")})
+        info.labels(version=version("distillserve")).set(1)
     except PackageNotFoundError:  # running from a checkout that was never installed
-        info.info({"version": "unknown"})
+        info.labels(version="unknown").set(1)
     return info
 
 
@@ -134,7 +145,10 @@ def _gateway(m: _Maker) -> dict[str, Any]:
             buckets=_TTFT,
         ),
         REQUESTS_IN_FLIGHT=m.gauge(
-            "distillserve_requests_in_flight", "Requests being answered now.", ["route"]
+            "distillserve_requests_in_flight",
+            "Requests being answered now.",
+            ["route"],
+            across_workers="livesum",
         ),
         TOKENS=m.counter("distillserve_tokens_total", "Tokens processed.", ["route", "direction"]),
         BACKEND_ERRORS=m.counter(
@@ -199,9 +213,11 @@ def _teacher_log(m: _Maker) -> dict[str, Any]:
             "Teacher-log records by outcome (produced, spooled, replayed, dropped, dead_lettered, invalid, opted_out).",
             ["outcome"],
         ),
-        TEACHER_LOG_QUEUE_DEPTH=m.gauge("distillserve_teacher_log_queue_depth", "Records waiting in memory."),
+        TEACHER_LOG_QUEUE_DEPTH=m.gauge(
+            "distillserve_teacher_log_queue_depth", "Records waiting in memory.", across_workers="livesum"
+        ),
         TEACHER_LOG_SPOOL_BYTES=m.gauge(
-            "distillserve_teacher_log_spool_bytes", "Bytes held in the disk spool."
+            "distillserve_teacher_log_spool_bytes", "Bytes held in the disk spool.", across_workers="livesum"
         ),
         TEACHER_LOG_CONSUMER_LAG=m.gauge(
             "distillserve_teacher_log_consumer_lag_records",
@@ -335,7 +351,9 @@ def _drift(m: _Maker) -> dict[str, Any]:
         SHADOW_PAIRS=m.counter(
             "distillserve_shadow_pairs_total", "Shadow comparisons by outcome.", ["outcome"]
         ),
-        SHADOW_IN_FLIGHT=m.gauge("distillserve_shadow_in_flight", "Shadow teacher requests running now."),
+        SHADOW_IN_FLIGHT=m.gauge(
+            "distillserve_shadow_in_flight", "Shadow teacher requests running now.", across_workers="livesum"
+        ),
         SHADOW_DURATION=m.histogram(
             "distillserve_shadow_duration_seconds",
             "Time of one shadow comparison: teacher call plus scoring.",
@@ -430,9 +448,15 @@ def _cost(m: _Maker) -> dict[str, Any]:
 def _engine(m: _Maker) -> dict[str, Any]:
     return dict(
         ENGINE_RUNNING=m.gauge(
-            "distillserve_engine_running_requests", "Requests in the embedded engine's batch."
+            "distillserve_engine_running_requests",
+            "Requests in the embedded engine's batch.",
+            across_workers="livesum",
         ),
-        ENGINE_WAITING=m.gauge("distillserve_engine_waiting_requests", "Requests waiting for a batch slot."),
+        ENGINE_WAITING=m.gauge(
+            "distillserve_engine_waiting_requests",
+            "Requests waiting for a batch slot.",
+            across_workers="livesum",
+        ),
         ENGINE_GENERATED_TOKENS=m.counter(
             "distillserve_engine_generated_tokens_total", "Tokens generated by the embedded engine."
         ),
@@ -490,7 +514,7 @@ def _privacy(m: _Maker) -> dict[str, Any]:
 class Metrics:
     """One set of every distillserve metric; field names are this module's names."""
 
-    BUILD_INFO: Info
+    BUILD_INFO: Gauge
     REQUESTS: Counter
     REQUEST_DURATION: Histogram
     TIME_TO_FIRST_TOKEN: Histogram
@@ -646,3 +670,17 @@ ROUTER_MODEL_PUBLISHES = DEFAULT.ROUTER_MODEL_PUBLISHES
 FLEET_SHARE_SYNCS = DEFAULT.FLEET_SHARE_SYNCS
 FLEET_SHARE_GATEWAYS = DEFAULT.FLEET_SHARE_GATEWAYS
 STUDENT_AGREEMENT_PAIRS_TOTAL = DEFAULT.STUDENT_AGREEMENT_PAIRS_TOTAL
+
+
+#: Set (to a folder) in each gateway worker when ``server.workers`` > 1, before prometheus_client loads.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_registry() -> CollectorRegistry | None:
+    """The registry /metrics exports when this process is one of several workers: every worker's
+    values, combined; None in a single process (export ``REGISTRY`` as it is)."""
+    if not os.environ.get(MULTIPROC_ENV):
+        return None
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    return registry

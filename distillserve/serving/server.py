@@ -27,6 +27,7 @@ from distillserve.adapters.validation import AdapterValidator
 from distillserve.backends.factory import build_backend
 from distillserve.backends.teacher_logprobs import asking_logprobs
 from distillserve.config import BackendConfig, RouterConfig, Settings
+from distillserve.monitoring import metrics
 from distillserve.monitoring.cost import CostLedger
 from distillserve.monitoring.graders import configured_graders
 from distillserve.monitoring.series import init_gateway_series
@@ -258,4 +259,8 @@ def run(settings: Settings) -> None:
         with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
             pickle.dump(settings, f)
         os.environ[SETTINGS_ENV] = path
+        # Each spawned worker writes its metric values here; /metrics in any of them sums them all.
+        prom = os.path.join(tmp, "prometheus")
+        os.mkdir(prom)
+        os.environ[metrics.MULTIPROC_ENV] = prom
         uvicorn.run(f"{__name__}:app_for_worker", factory=True, workers=s.workers, **options)

@@ -49,3 +49,30 @@ async def test_two_workers_serve_streams(tmp_path: Path) -> None:
                 await bad.chat.completions.create(
                     model="teacher", messages=[{"role": "user", "content": "copy: a"}]
                 )
+            # /metrics is answered by one worker at a time, and each reports both workers' requests.
+            scrapes = [await _requests_total(gw.url) for _ in range(12)]
+            assert scrapes == [16.0] * 12, scrapes
+            # The gauges combine across workers: one build-info series, not one per worker.
+            text = await _metrics_text(gw.url)
+            assert len([ln for ln in text.splitlines() if ln.startswith("distillserve_build_info{")]) == 1
+
+
+async def _metrics_text(gateway_v1: str) -> str:
+    import httpx
+
+    async with httpx.AsyncClient() as client:  # a new connection: uvicorn's workers share the socket
+        r = await client.get(gateway_v1.removesuffix("/v1") + "/metrics")
+    r.raise_for_status()
+    return r.text
+
+
+async def _requests_total(gateway_v1: str) -> float:
+    """Requests answered by the teacher route with status 200, summed over every series."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0.0
+    for family in text_string_to_metric_families(await _metrics_text(gateway_v1)):
+        for s in family.samples:
+            if s.name == "distillserve_requests_total" and s.labels.get("status") == "200":
+                total += s.value
+    return total

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from distillserve.monitoring.metrics import multiprocess_registry
 
 
 def metrics_router() -> APIRouter:
@@ -17,6 +19,7 @@ def metrics_router() -> APIRouter:
         responses={200: {"description": "Prometheus text exposition format 0.0.4."}},
     )
     async def prometheus_metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        # Several workers: whichever answers the scrape reports all of them.
+        return Response(generate_latest(multiprocess_registry() or REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return router
