@@ -33,6 +33,10 @@ class VLLMEngineArgs(BaseModel):
     dtype: str = "auto"
     #: CPU build only: KV cache size in GiB (env ``VLLM_CPU_KVCACHE_SPACE``), not a flag.
     cpu_kvcache_space_gib: int = Field(default=1, exclude=True)
+    #: CPU build only: the cores vLLM's OpenMP threads are pinned to (env
+    #: ``VLLM_CPU_OMP_THREADS_BIND``, e.g. ``"0"`` or ``"0-3"``; unset: vLLM's ``auto``, every core
+    #: of a NUMA node). Pin it away from ``distiller.cpu_affinity`` when both share a machine.
+    cpu_omp_threads_bind: str | None = Field(default=None, exclude=True)
     #: Raw flags appended as they are.
     extra_args: list[str] = Field(default_factory=list, exclude=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -57,6 +58,8 @@ def distill(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(config)
     relaunch_with_ranks(settings.distiller.ranks)  # returns only in the process that runs
+    if settings.distiller.cpu_affinity:
+        os.sched_setaffinity(0, settings.distiller.cpu_affinity)
     if settings.distiller.torch_threads:
         import torch
 

@@ -167,6 +167,9 @@ class DistillerConfig(StrictModel):
     # CPU threads for training (0: torch's default). One thread is faster on a machine whose cores
     # are busy serving: no OpenMP spinning against the gateway.
     torch_threads: int = Field(default=0, ge=0)
+    # CPU cores the distiller runs on (empty: any). Beside a vLLM student pinned to other cores
+    # (``vllm_args.cpu_omp_threads_bind``) neither preempts the other's threads.
+    cpu_affinity: list[int] = Field(default_factory=list)
     seed: int = 0
     # Training processes (data-parallel DDP: gloo on CPU, NCCL on GPUs, one GPU per rank). Above 1,
     # ``distillserve distill`` runs itself under torchrun; rank 0 alone consumes, registers and

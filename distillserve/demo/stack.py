@@ -89,6 +89,8 @@ def student_config(student: str, ports: dict[str, int]) -> dict[str, Any]:
             "name": "student",
             "url": f"http://127.0.0.1:{ports['vllm']}/v1",
             "model_path": "smollm2",
+            # vLLM's OpenMP team on core 0, the distiller on the others (``vllm_cores``).
+            "vllm_args": {"cpu_omp_threads_bind": "0"},
         },
     }
     return students[student]
@@ -145,7 +147,17 @@ def demo_config(run_dir: Path, ports: dict[str, int], student: str, admin_key: s
             "promotion": {"gateway_url": f"http://127.0.0.1:{ports['gateway']}"},
         },
     }
+    if student == "vllm":
+        cfg["distiller"]["cpu_affinity"] = vllm_cores()
     return cfg if student == "embedded" else _merge(cfg, language_student_config())
+
+
+def vllm_cores() -> list[int]:
+    """The distiller's cores beside a vLLM student pinned to core 0: an OpenMP team waits for its
+    slowest thread, so a training thread that preempts one of vLLM's stalls every decode step
+    (bench/vllm_beside_training.py measures it)."""
+    cores = sorted(os.sched_getaffinity(0))
+    return cores[1:] or cores
 
 
 def language_student_config() -> dict[str, Any]:

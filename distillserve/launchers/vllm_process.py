@@ -42,6 +42,8 @@ def vllm_env(args: VLLMEngineArgs, base: dict[str, str] | None = None) -> dict[s
         TRANSFORMERS_OFFLINE=env.get("TRANSFORMERS_OFFLINE", "1"),
         PYTHONUNBUFFERED="1",
     )
+    if args.cpu_omp_threads_bind:
+        env["VLLM_CPU_OMP_THREADS_BIND"] = args.cpu_omp_threads_bind
     return env
 
 

@@ -210,6 +210,7 @@ def test_vllm_args_become_engine_flags_and_env() -> None:
             "gpu_memory_utilization": 0.85,
             "enable_prefix_caching": False,  # not a declared key: passes through as a flag
             "cpu_kvcache_space_gib": 2,
+            "cpu_omp_threads_bind": "0",  # an environment variable, not a flag
             "extra_args": ["--seed", "7"],
         },
     )
@@ -222,6 +223,8 @@ def test_vllm_args_become_engine_flags_and_env() -> None:
     ]  # fmt: skip
     env = vllm_env(args, {})
     assert env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True" and env["VLLM_CPU_KVCACHE_SPACE"] == "2"
+    assert env["VLLM_CPU_OMP_THREADS_BIND"] == "0"
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in vllm_env(VLLMEngineArgs(), {})  # vLLM's own "auto"
     with pytest.raises(ValueError, match="max_lora_rank"):
         VLLMEngineArgs.of(cfg.model_copy(update={"vllm_args": {"max_lora_rank": 24}}))
 

@@ -76,6 +76,14 @@ def test_the_demo_config_of_a_real_student_loads_and_names_its_model(tmp_path: P
     assert rules == {f.task: f.grader for f in language.FAMILIES.values()}
     # Learned without the trace (bench/RESULTS.md, "LoRA probe"): room for the bare answer.
     assert not settings.distiller.kd.learn_reasoning and settings.distiller.eval.max_new_tokens >= 64
+    if student == "vllm":  # vLLM's threads on core 0, training elsewhere (or alongside on one core)
+        from distillserve.backends.vllm_engine_args import VLLMEngineArgs
+        from distillserve.launchers.vllm_process import vllm_env
+
+        assert vllm_env(VLLMEngineArgs.of(settings.student), {})["VLLM_CPU_OMP_THREADS_BIND"] == "0"
+        assert (settings.distiller.cpu_affinity and 0 not in settings.distiller.cpu_affinity) or (
+            len(os.sched_getaffinity(0)) == 1
+        )
 
 
 @pytest.mark.slow
