@@ -1,0 +1,183 @@
+"""vLLM's CPU build serving SmolLM2 while LoRA training runs on the same cores: pinned or not.
+
+``distillserve demo --student vllm`` runs vLLM and the distiller on one machine. vLLM's CPU
+worker runs an OpenMP team bound to cores (``VLLM_CPU_OMP_THREADS_BIND``; default ``auto``:
+every core), and a team waits for its slowest thread, so a training thread that preempts one of
+its members stalls every decode step. Sides, each with a fresh vLLM:
+
+- ``auto``: vLLM on every core, training (1 thread) wherever the scheduler puts it;
+- ``pinned``: vLLM on core 0 (``cpu_omp_threads_bind: "0"``), training on core 1
+  (``distiller.cpu_affinity: [1]``) — what the vLLM demo does.
+
+Each side measures chat requests (``--concurrency`` in flight, greedy, ``--max-tokens``) quiet
+first, then beside a SmolLM2 LoRA training loop (the real model, batch 4 × 64 tokens, one thread),
+and counts the training steps done meanwhile. Prints JSON.
+
+    .venv/bin/python bench/vllm_beside_training.py [--requests 24] [--concurrency 4] [--max-tokens 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import httpx
+
+from bench.percentiles import pct
+from distillserve.backends.vllm_engine_args import VLLMEngineArgs
+from distillserve.launchers.child_process import free_port, stop_process
+from distillserve.launchers.vllm_process import VLLMProcess
+from distillserve.models.prepared import ensure_smollm2
+
+PROMPTS = [
+    "What is 17 + 25? Answer with the number.",
+    "Name three colours of the rainbow.",
+    "Convert 3 km to metres.",
+    "What weekday comes after Tuesday?",
+]
+
+
+def train_forever(steps_file: Path, cores: list[int] | None) -> None:
+    """The training side: SmolLM2 + LoRA, one thread, steps counted in ``steps_file``."""
+    import torch
+
+    from distillserve.config import LoraAdapterConfig
+    from distillserve.distiller.trainer import load_model, with_adapter
+
+    if cores:
+        os.sched_setaffinity(0, cores)
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = with_adapter(load_model(ensure_smollm2(), "cpu"), LoraAdapterConfig(rank=8, alpha=16), None)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    ids = torch.randint(0, 49152, (4, 64))
+    steps = 0
+    while True:
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        steps += 1
+        steps_file.write_text(str(steps))
+
+
+async def chat_latencies(url: str, requests: int, concurrency: int, max_tokens: int) -> dict[str, float]:
+    gate = asyncio.Semaphore(concurrency)
+    tokens = 0
+
+    async def one(client: httpx.AsyncClient, i: int) -> float:
+        nonlocal tokens
+        async with gate:
+            t0 = time.perf_counter()
+            r = await client.post(
+                f"{url}/chat/completions",
+                json={
+                    "model": "base",
+                    "messages": [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}],
+                    "max_tokens": max_tokens,
+                    "temperature": 0,
+                    "ignore_eos": True,  # every request decodes max_tokens: comparable sides
+                },
+            )
+            r.raise_for_status()
+            tokens += r.json()["usage"]["completion_tokens"]
+            return time.perf_counter() - t0
+
+    started = time.perf_counter()
+    async with httpx.AsyncClient(timeout=600) as client:
+        lat = await asyncio.gather(*(one(client, i) for i in range(requests)))
+    wall = time.perf_counter() - started
+    ms = [x * 1000 for x in lat]
+    return {
+        "p50_ms": round(pct(ms, 0.5), 1),
+        "p99_ms": round(pct(ms, 0.99), 1),
+        "tokens_per_s": round(tokens / wall, 2),
+        "seconds": round(wall, 1),
+    }
+
+
+def start_training(steps_file: Path, cores: list[int] | None) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, __file__, "--train", str(steps_file)]
+    if cores:
+        cmd += ["--cores", ",".join(map(str, cores))]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def wait_for_steps(steps_file: Path, at_least: int, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if steps_file.is_file() and steps_file.read_text() and int(steps_file.read_text()) >= at_least:
+            return
+        time.sleep(1)
+    raise RuntimeError("the training side did not start")
+
+
+def steps(steps_file: Path) -> int:
+    return int(steps_file.read_text() or 0)
+
+
+def side(
+    name: str, bind: str | None, train_cores: list[int] | None, a: argparse.Namespace, tmp: Path
+) -> dict[str, Any]:
+    args = VLLMEngineArgs(max_model_len=512, cpu_omp_threads_bind=bind)
+    engine = VLLMProcess(ensure_smollm2(), port=free_port(), args=args, log_path=tmp / f"vllm-{name}.log")
+    engine.start()
+    trainer = None
+    try:
+        engine.wait_ready(900)
+        asyncio.run(chat_latencies(engine.url, 4, a.concurrency, a.max_tokens))  # warm-up
+        quiet = asyncio.run(chat_latencies(engine.url, a.requests, a.concurrency, a.max_tokens))
+        steps_file = tmp / f"steps-{name}"
+        trainer = start_training(steps_file, train_cores)
+        wait_for_steps(steps_file, 2)
+        before, t0 = steps(steps_file), time.perf_counter()
+        busy = asyncio.run(chat_latencies(engine.url, a.requests, a.concurrency, a.max_tokens))
+        rate = (steps(steps_file) - before) / (time.perf_counter() - t0)
+        if trainer.poll() is not None:
+            raise RuntimeError("the training side ended early")
+    finally:
+        if trainer is not None:
+            stop_process(trainer)
+        engine.stop()
+    return {"vllm_bind": bind or "auto", "train_cores": train_cores or "any", "quiet": quiet,
+            "beside_training": busy, "training_steps_per_s": round(rate, 3)}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=24)
+    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--max-tokens", type=int, default=32)
+    ap.add_argument("--train", type=Path, default=None, help=argparse.SUPPRESS)  # internal: the trainer
+    ap.add_argument("--cores", default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.train is not None:
+        train_forever(a.train, [int(c) for c in a.cores.split(",")] if a.cores else None)
+        return
+    import tempfile
+
+    cores = sorted(os.sched_getaffinity(0))
+    with tempfile.TemporaryDirectory(prefix="vllm-beside-training-") as tmp:
+        sides = {
+            "auto": side("auto", None, None, a, Path(tmp)),
+            "pinned": side("pinned", str(cores[0]), cores[1:] or cores, a, Path(tmp)),
+        }
+    ratio = {
+        k: round(sides["pinned"]["beside_training"][k] / sides["auto"]["beside_training"][k], 2)
+        for k in ("p50_ms", "tokens_per_s")
+    }
+    print(
+        json.dumps({"cores": len(cores), "sides": sides, "pinned_over_auto_beside_training": ratio}, indent=2)
+    )
+
+
+if __name__ == "__main__":
+    main()
