@@ -2,7 +2,8 @@
 measured against the adapter on its base on the version's regression set (8 items, greedy).
 
 Tolerances (agreement = share of items whose greedy answer is the same text as the source's):
-- merged f32 and ONNX fp32 compute what the source computes: agreement 1.0;
+- merged f32 and ONNX fp32 compute what the source computes: agreement 1.0; vLLM's CPU build
+  serving the merged f32 model agreed on 8 of 8 (bound 6 of 8);
 - merged bf16, GGUF f16/q8_0: rounding of the weights only; merged bf16 measured 1.0 (8/8),
   bound 0.75;
 - GGUF q4_k_m and ONNX int8: real quantization; measured values are in bench/RESULTS.md, the
@@ -127,7 +128,9 @@ def test_vllm_serves_the_merged_model(
     finally:
         vllm.stop()
     same = sum(a.strip() == b.strip() for a, b in zip(expected, served, strict=True))
-    assert same >= 6, list(zip(expected, served, strict=True))  # bf16/f16 rounding bound, see top
+    # Measured 8 of 8 (nice 19 beside a CI run). Both are fp32 but vLLM's CPU kernels sum in
+    # another order, so a near-tie could flip one greedy token: the bound of the bf16 merge.
+    assert same >= 6, list(zip(expected, served, strict=True))
 
 
 def test_merged_default_is_bf16_like_its_base(exporter: tuple[Exporter, str]) -> None:
