@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -31,11 +32,41 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+#: ``LOW-HIGH``: hand out ports from this range only (e.g. one range per parallel test worker).
+PORT_RANGE_ENV = "DISTILLSERVE_PORT_RANGE"
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A free TCP port on the loopback interface."""
+    """A free TCP port on the loopback interface.
+
+    By default the kernel picks one. With ``DISTILLSERVE_PORT_RANGE`` set, the port comes from that
+    range and is never handed out twice by this process: between the moment a port is chosen and
+    the moment its server binds it, no other process that draws from another range (or the
+    kernel's ephemeral range, for outgoing connections) can take it.
+    """
+    span = os.environ.get(PORT_RANGE_ENV)
+    if not span:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    low, high = (int(p) for p in span.split("-"))
+    ports = list(range(low, high + 1))
+    random.shuffle(ports)  # children of this process draw from the same range: rarely the same port
+    for port in ports:
+        if port not in _handed_out and _bindable(port):
+            _handed_out.add(port)
+            return port
+    raise RuntimeError(f"no free port left in {PORT_RANGE_ENV}={span}")
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def wait_http(

@@ -25,30 +25,16 @@ from typing import Any
 import openai
 import pytest
 
-from distillserve.backends.vllm_engine_args import VLLMEngineArgs
 from distillserve.launchers.vllm_process import VLLMProcess
 from distillserve.teacher_log.record import TeacherLogRecord
-from distillserve.testbed.student_model import ensure_testbed_student
-from tests.support.processes import free_port
 from tests.support.servers import Server, start_gateway
+from tests.support.vllm_teacher import SERVED_NAME
 
 pytestmark = pytest.mark.timeout(1500)
 
 KEY = "sk-vllm-teacher"
 TOP_K = 2
 MAX_TOKENS = 200  # the testbed tokenizer spends about one token per character
-ENGINE_ARGS = VLLMEngineArgs(
-    max_lora_rank=16,
-    max_loras=1,
-    max_model_len=1024,
-    extra_args=[
-        "--enable-auto-tool-choice",
-        "--tool-call-parser",
-        "hermes",
-        "--structured-outputs-config",
-        '{"backend": "xgrammar", "disable_any_whitespace": true}',
-    ],
-)
 CITY_SCHEMA = {
     "type": "object",
     "properties": {"city": {"type": "string", "enum": ["Paris"]}},
@@ -76,33 +62,25 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    tmp = tmp_path_factory.mktemp("vllm-teacher")
-    model = ensure_testbed_student(pretrain=False)
-    engine = VLLMProcess(
-        model, port=free_port(), served_name="teacher", args=ENGINE_ARGS, log_path=tmp / "vllm.log"
-    )
+def stack(vllm_teacher: VLLMProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("vllm-teacher-features")
     config = {
         "server": {"api_keys": [KEY]},
         "student": {"kind": "testbed", "name": "student"},
         "teacher": {
             "kind": "openai",
             "name": "teacher",
-            "url": engine.url,
+            "url": vllm_teacher.url,
+            "upstream_model": SERVED_NAME,
             "timeout_s": 300,
             "top_logprobs": TOP_K,
         },
         "router": {"scorer": "heuristic", "policy": "threshold", "threshold": 0.5},
         "teacher_log": {"sink": "file", "spool_dir": str(tmp / "log")},
     }
-    engine.start()
-    try:
-        engine.wait_ready(timeout=1200)  # longer than ``with engine``'s default on a busy machine
-        with start_gateway(tmp, config) as gw:
-            client = openai.OpenAI(base_url=gw.url, api_key=KEY, max_retries=0, timeout=300)
-            yield Stack(gw, client, tmp / "log" / "teacher-log.jsonl")
-    finally:
-        engine.stop()
+    with start_gateway(tmp, config) as gw:
+        client = openai.OpenAI(base_url=gw.url, api_key=KEY, max_retries=0, timeout=300)
+        yield Stack(gw, client, tmp / "log" / "teacher-log.jsonl")
 
 
 def chat(stack: Stack, model: str = "auto", **kw: Any) -> Any:

@@ -10,7 +10,6 @@ N is small: vLLM on two shared cores is slow.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,13 +18,11 @@ import httpx
 import openai
 import pytest
 
-from distillserve.backends.vllm_engine_args import VLLMEngineArgs
 from distillserve.launchers.vllm_process import VLLMProcess
 from distillserve.teacher_log.record import TeacherLogRecord
-from distillserve.testbed.student_model import ensure_testbed_student
 from tests.support.broker import create_topics, read_topic, running_broker, teacher_log_config
-from tests.support.processes import free_port
 from tests.support.servers import start_gateway
+from tests.support.vllm_teacher import SERVED_NAME
 
 pytestmark = pytest.mark.timeout(1200)
 
@@ -44,7 +41,7 @@ def vllm_reported(engine: VLLMProcess, prompt: str) -> dict[str, Any]:
     r = httpx.post(
         engine.url + "/chat/completions",
         json={
-            "model": "teacher-model",
+            "model": SERVED_NAME,
             "messages": [{"role": "user", "content": prompt}],
             "max_tokens": MAX_TOKENS,
             "temperature": 0,
@@ -70,19 +67,8 @@ def ask(client: openai.OpenAI, prompt: str, stream: bool) -> Answer:
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMProcess]:
-    tmp = tmp_path_factory.mktemp("vllm-teacher")
-    model = ensure_testbed_student(pretrain=False)
-    args = VLLMEngineArgs(max_lora_rank=16, max_loras=1, max_model_len=512)
-    e = VLLMProcess(
-        model, port=free_port(), served_name="teacher-model", args=args, log_path=tmp / "vllm.log"
-    )
-    e.start()
-    try:  # stopped by its process group, also when the start or the test fails
-        e.wait_ready(900)
-        yield e
-    finally:
-        e.stop()
+def engine(vllm_teacher: VLLMProcess) -> VLLMProcess:
+    return vllm_teacher  # the session's (tests/conftest.py)
 
 
 def test_every_vllm_answer_is_one_record_with_vllms_usage(engine: VLLMProcess, tmp_path: Path) -> None:
@@ -95,7 +81,7 @@ def test_every_vllm_answer_is_one_record_with_vllms_usage(engine: VLLMProcess, t
                 "kind": "openai",
                 "name": "teacher",
                 "url": engine.url,
-                "upstream_model": "teacher-model",
+                "upstream_model": SERVED_NAME,
                 "timeout_s": 300,
             },
             "teacher_log": cfg.model_dump(mode="json"),
