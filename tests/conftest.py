@@ -69,6 +69,14 @@ _LONGEST_FIRST = (
     "tests/deploy/test_dashboards_learning_loop.py",
     "tests/replicas/test_vllm_replicas.py",
     "tests/demo/test_demo_smollm2.py",
+    "tests/router/test_learning.py",
+    "tests/export/test_cli.py",
+    "tests/export/test_s3_registry.py",
+    "tests/distiller/test_distributed.py",
+    "tests/backends/test_triton.py",
+    "tests/router/test_embedding_scorer.py",
+    "tests/serving/test_openapi_fuzz.py",
+    "tests/export/test_refusals.py",
 )
 
 
