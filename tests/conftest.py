@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -48,7 +48,7 @@ def vllm_teacher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMProce
         yield engine
 
 
-# The suite runs on pytest-xdist workers (scripts/test.sh: ``-n 2 --dist loadgroup``). Each module is
+# The suite runs on pytest-xdist workers (scripts/test.sh: ``-n 2``). Each module is
 # one unit of work, so its module-scoped servers start once; modules that share a session server are
 # one unit too. Units are handed out in this order as workers free up: the longest first, so that
 # no long module starts last (seconds measured on a fresh clone, 2 cores: bench/RESULTS.md, "CI time").
@@ -80,13 +80,22 @@ _LONGEST_FIRST = (
 )
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Units of work by module (or shared session server), in collection order: pytest-xdist's
+    ``loadfile`` with our groups (its ``loadgroup`` marks do not reach the scheduler on pytest 9)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleUnits(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return _SHARED_SESSION_SERVER.get(module, module)
+
+    return ModuleUnits(config, log)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {path: i for i, path in enumerate(_LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(_module(item), len(rank)))  # stable: a module keeps its order
-    for item in items:
-        module = _module(item)
-        item.add_marker(pytest.mark.xdist_group(_SHARED_SESSION_SERVER.get(module, module)))
 
 
 def _module(item: pytest.Item) -> str:
