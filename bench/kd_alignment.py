@@ -1,17 +1,21 @@
 """Sequence-level KD (CE on the teacher's text) against token-level KD with each alignment, across tokenizers.
 
-The same logged teacher answers train every arm: the testbed's exact answers to ``--task``, each
-scored by SmolLM2-135M-Instruct (a real model with a BPE tokenizer) for its top-20 logprobs at every
-answer token (``bench/kd_teacher.py``; cached under ``.cache/kd_bench``). The student is the
-pre-trained testbed student (a character tokenizer, so no teacher token but single characters maps
-one to one). Arms: ``ce`` (the teacher's text alone), ``exact`` (today's same-vocabulary path),
-``span`` and ``uld``; each a fresh LoRA trained ``--steps`` steps per seed with the project's own
-encoder, collator and loss, α and a T schedule from the flags, greedy exact match on held-out
-prompts every ``--eval-every`` steps. The kept top-k mass is also reported for the same records
-aligned onto the real Qwen2.5 tokenizer (BPE to BPE), where no training is needed to measure it.
-Prints JSON (and writes it to ``--out`` when given).
+The same logged teacher answers train every arm. Default (``--teacher testbed``, the fair setup):
+the pre-trained testbed character model answers ``--task``'s prompts greedily and logs, for each
+token it chose, the top-20 logprobs of that same step (what vLLM's ``logprobs.content`` carries;
+``bench/kd_teacher.py``, cached under ``.cache/kd_bench``); the student is SmolLM2-135M-Instruct
+(BPE), so alignment runs character tokens -> BPE tokens. ``--teacher smollm2-forced`` is the
+unfair baseline kept for comparison: SmolLM2 teacher-forced on the oracle's answers (its top-k
+barely covers them) teaching the testbed character model.
 
-    nice -n 19 .venv/bin/python bench/kd_alignment.py [--task reverse] [--seeds 0 1 2] [--steps 120]
+Arms: ``ce`` (the teacher's text alone), ``exact`` (the same-vocabulary path: the text re-spelt
+with the teacher's tokens), ``span`` and ``uld``; each a fresh LoRA trained ``--steps`` steps per
+seed with the project's own encoder, collator and loss, α and a T schedule from the flags. Every
+``--eval-every`` steps, greedy answers on held-out prompts give exact match vs the oracle and
+agreement with the teacher's own greedy answer (fidelity). Kept top-k mass is reported on the
+student's tokenizer and on the real Qwen2.5 tokenizer. Prints JSON (and writes it to ``--out``).
+
+    nice -n 19 .venv/bin/python bench/kd_alignment.py [--task upper] [--seeds 0 1 2] [--steps 10]
 """
 
 from __future__ import annotations

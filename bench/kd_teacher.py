@@ -77,13 +77,13 @@ def _token_logprobs(tokenizer: Any, logp: Any, ids: list[int], k: int) -> list[T
 
 
 def teacher_record(
-    prompt: str, answer: str, tokens: list[TokenLogprob], k: int, teacher: str
+    prompt: str, answer: str, tokens: list[TokenLogprob], k: int, teacher: str, *, greedy: bool = False
 ) -> TeacherLogRecord:
     return TeacherLogRecord(
         request_id=f"kd-{uuid.uuid4().hex[:12]}",
         key=prompt,
         messages=[{"role": "user", "content": prompt}],
-        sampling={"logprobs": True, "top_logprobs": k, "temperature": 0.0},
+        sampling={"logprobs": True, "top_logprobs": k} | ({"temperature": 0.0} if greedy else {}),
         teacher_model=teacher,
         teacher_backend="local-transformers",
         response_text=answer,
@@ -137,7 +137,7 @@ def _generate_chunk(
         stop = ids.index(tokenizer.eos_token_id) if tokenizer.eos_token_id in ids else len(ids)
         tokens = _token_logprobs(tokenizer, logp[row, :stop], ids[:stop], k)
         answer = tokenizer.decode(ids[:stop], skip_special_tokens=True)
-        records.append(teacher_record(prompt, answer, tokens, k, teacher))
+        records.append(teacher_record(prompt, answer, tokens, k, teacher, greedy=True))
     return records
 
 
