@@ -55,8 +55,15 @@ def _record(model: Any, tokenizer: Any, prompt: str, answer: str, k: int) -> Tea
     with torch.inference_mode():
         logits = model(torch.tensor([head_ids + answer_ids])).logits[0].float()
     logp = torch.log_softmax(logits[len(head_ids) - 1 : -1], -1)  # row n predicts answer token n
+    return teacher_record(
+        prompt, answer, _token_logprobs(tokenizer, logp, answer_ids, k), k, "SmolLM2-135M-Instruct"
+    )
+
+
+def _token_logprobs(tokenizer: Any, logp: Any, ids: list[int], k: int) -> list[TokenLogprob]:
+    """Row ``n`` of ``logp`` is the distribution that produced ``ids[n]``: vLLM's ``logprobs.content``."""
     top = logp.topk(k, -1)
-    tokens = [
+    return [
         TokenLogprob(
             token=_token_text(tokenizer, tid),
             logprob=float(logp[n, tid]),
@@ -65,19 +72,73 @@ def _record(model: Any, tokenizer: Any, prompt: str, answer: str, k: int) -> Tea
                 for a, v in zip(top.indices[n], top.values[n], strict=True)
             ],
         )
-        for n, tid in enumerate(answer_ids)
+        for n, tid in enumerate(ids)
     ]
+
+
+def teacher_record(
+    prompt: str, answer: str, tokens: list[TokenLogprob], k: int, teacher: str, *, greedy: bool = False
+) -> TeacherLogRecord:
     return TeacherLogRecord(
         request_id=f"kd-{uuid.uuid4().hex[:12]}",
         key=prompt,
-        messages=messages,
-        sampling={"logprobs": True, "top_logprobs": k},
-        teacher_model="SmolLM2-135M-Instruct",
+        messages=[{"role": "user", "content": prompt}],
+        sampling={"logprobs": True, "top_logprobs": k} | ({"temperature": 0.0} if greedy else {}),
+        teacher_model=teacher,
         teacher_backend="local-transformers",
         response_text=answer,
         finish_reason="stop",
         logprobs=tokens,
     )
+
+
+def generate_records(
+    model: Any, tokenizer: Any, prompts: list[str], k: int, teacher: str, *, max_new_tokens: int = 24
+) -> list[TeacherLogRecord]:
+    """The model's own greedy answers, each token with the top-``k`` of the step that chose it.
+
+    What a vLLM teacher logs: the answer and its logprobs come from one forward pass, so the
+    answer's tokens carry the mass (unlike teacher-forcing someone else's answer). The
+    end-of-sequence step is left out, as its text is not part of the answer.
+    """
+    return [
+        r
+        for start in range(0, len(prompts), 64)
+        for r in _generate_chunk(model, tokenizer, prompts[start : start + 64], k, teacher, max_new_tokens)
+    ]
+
+
+def _generate_chunk(
+    model: Any, tokenizer: Any, prompts: list[str], k: int, teacher: str, max_new_tokens: int
+) -> list[TeacherLogRecord]:
+    import torch
+
+    heads = [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
+        )
+        for p in prompts
+    ]
+    enc = tokenizer(heads, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+    with torch.inference_mode():
+        out = model.generate(
+            **enc,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            output_logits=True,
+            return_dict_in_generate=True,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    logp = torch.log_softmax(torch.stack(out.logits, 1).float(), -1)  # (batch, new tokens, vocab)
+    new = out.sequences[:, enc["input_ids"].shape[1] :].tolist()
+    records = []
+    for row, (prompt, ids) in enumerate(zip(prompts, new, strict=True)):
+        stop = ids.index(tokenizer.eos_token_id) if tokenizer.eos_token_id in ids else len(ids)
+        tokens = _token_logprobs(tokenizer, logp[row, :stop], ids[:stop], k)
+        answer = tokenizer.decode(ids[:stop], skip_special_tokens=True)
+        records.append(teacher_record(prompt, answer, tokens, k, teacher, greedy=True))
+    return records
 
 
 def load_smollm2() -> tuple[Any, Any]:
