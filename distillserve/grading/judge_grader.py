@@ -54,9 +54,15 @@ class JudgeGrader(Grader):
 
     async def agrade(self, prompt: str, reference: str, candidate: str) -> Grade:
         ref, cand = self._shown(reference), self._shown(candidate)
-        ref_first, cand_first = await asyncio.gather(
-            self.prefer(prompt, ref, cand), self.prefer(prompt, cand, ref)
+        # Both orders run to the end before a failure is raised: no call is left running unawaited
+        # (and uncounted) behind the error.
+        both = await asyncio.gather(
+            self.prefer(prompt, ref, cand), self.prefer(prompt, cand, ref), return_exceptions=True
         )
+        for outcome in both:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        ref_first, cand_first = both
         score = (ref_first in ("B", "tie")) * 0.5 + (cand_first in ("A", "tie")) * 0.5
         return self.verdict(score, f"reference first: {ref_first}; candidate first: {cand_first}")
 

@@ -128,7 +128,10 @@ def test_router_eval_command_prints_and_saves_the_comparison(
 def test_router_eval_rejects_a_bad_set(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "copy: a"}\nnot json\n')
-    result = CliRunner().invoke(app, ["router", "eval", "--set", str(bad), "--out", str(tmp_path)])
+    # Wide enough that Rich's error panel does not wrap the path (tmp paths under xdist are longer).
+    result = CliRunner().invoke(
+        app, ["router", "eval", "--set", str(bad), "--out", str(tmp_path)], env={"COLUMNS": "1000"}
+    )
     assert result.exit_code != 0 and "bad.jsonl:1" in result.output
 
 

@@ -5,6 +5,7 @@ same paths on real backends."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -59,6 +60,7 @@ async def _drain(gw: Gateway, req: ChatCompletionRequest) -> tuple[list[dict[str
     plan = await gw.plan(req, forced=None, api_key=None)
     it, first, served = await gw.open_stream(req, plan)
     chunks = [c async for c in gw.relay(req, served, it, first, 0.0)]
+    await asyncio.sleep(0)  # the record is built in a callback once the stream has ended (delivery.py)
     return chunks, served
 
 
