@@ -10,6 +10,7 @@ figures: bench/RESULTS.md, "Demo runs").
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -54,9 +55,29 @@ def test_short_demo_routes_to_the_student_and_cleans_up(tmp_path: Path) -> None:
     assert summary.requests >= 800 and summary.failed == 0
     assert summary.teacher_share_first >= 0.9, "cold start sends everything to the teacher"
     assert summary.promoted, "the loop promoted no adapter"
-    # After the promotion the router sends the student what it learned (reverse: 60% of traffic).
-    assert summary.teacher_share_last <= 0.5
+    # After the promotion the router sends the student what it learned: `reverse` (60% of traffic),
+    # which the base student never serves, goes to the student in part once v1 is live.
+    before, after = _reverse_served_by_student(out)
+    assert before < 0.05 and after >= 0.2, (before, after)
+    # Last-window teacher share, measured: 0.14-0.34 on a quiet machine or beside one busy core;
+    # 0.547 and 0.565 under heavy load (a parallel CI worker plus niced jobs; load 4-11), where v1
+    # learned less (held-out 0.68) and still sent 40% of `reverse` to the student. Bound: 0.65.
+    assert summary.teacher_share_last <= 0.65
     assert summary.quality_ratio_last >= 0.9
     for name in ("report.md", "summary.json", "teacher_share.png", "quality.png", "latency.png"):
         assert (out / name).stat().st_size > 0, name
     assert pids and not [p for p in pids if _alive(p)], "the demo left processes running"
+
+
+def _reverse_served_by_student(report: Path) -> tuple[float, float]:
+    """Share of `reverse` requests the student served before v1 went live, and from 60 s after."""
+    live = min(
+        e["t"] for e in json.loads((report / "summary.json").read_text())["events"] if e["status"] == "live"
+    )
+    rows = [json.loads(line) for line in (report / "outcomes.jsonl").read_text().splitlines() if line]
+    reverse = [r for r in rows if r["task"] == "reverse"]
+
+    def share(xs: list[dict]) -> float:
+        return sum(r["route"] == "student" for r in xs) / len(xs) if xs else float("nan")
+
+    return share([r for r in reverse if r["t"] < live]), share([r for r in reverse if r["t"] >= live + 60])
