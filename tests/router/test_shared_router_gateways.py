@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,10 @@ WRONG = ["reverse", "sort"]  # what the student process answers by echoing its i
 PROMPTS = [p for p, _ in sample(EASY + WRONG, 20, seed=7)]
 
 
-def gateway_config(student: Server, registry: dict[str, Any], mode: str) -> dict[str, Any]:
+def gateway_config(student: Server, registry: dict[str, Any], mode: str, tmp: Path) -> dict[str, Any]:
+    # Each gateway its own local classifier file: the default (.cache/router/) is shared by every
+    # test on the machine, and a file left there by another would look like a published model.
+    local_classifier = tmp / f"classifier-{uuid.uuid4().hex}.npz"
     return {
         "server": {"api_keys": [KEY]},
         "student": {"kind": "openai", "name": "student", "url": student.url, "timeout_s": 10},
@@ -48,6 +52,7 @@ def gateway_config(student: Server, registry: dict[str, Any], mode: str) -> dict
             "threshold": 0.5,
             "scorer_timeout_s": 5.0,
             "shared_model": mode,
+            "embedding": {"classifier_path": str(local_classifier)},
             "retrain": {"min_examples": 40},
         },
         "teacher_log": {"sink": "none"},
@@ -103,8 +108,10 @@ def test_one_published_classifier_routes_both_gateways_and_a_restarted_one(
     reg = AdapterRegistry(registry["url"], BASE, storage_options=registry.get("storage_options"))
     with contextlib.ExitStack() as stack:
         student = stack.enter_context(start_flawed_student(tmp_path, wrong=",".join(WRONG)))
-        a = stack.enter_context(start_gateway(tmp_path, gateway_config(student, registry, "publish")))
-        with start_gateway(tmp_path, gateway_config(student, registry, "follow")) as b:
+        a = stack.enter_context(
+            start_gateway(tmp_path, gateway_config(student, registry, "publish", tmp_path))
+        )
+        with start_gateway(tmp_path, gateway_config(student, registry, "follow", tmp_path)) as b:
             assert ask(b, "reverse: abc")["scorer"] == "heuristic"  # nothing published: cold start
 
             # Teacher answers on A only: what A's router learns the student can do.
@@ -135,7 +142,7 @@ def test_one_published_classifier_routes_both_gateways_and_a_restarted_one(
             assert {r for r, _ in on_a} == {"student", "teacher"}, on_a  # a real split, not one class
             assert metric_of(b, "distillserve_router_model_publishes_total", outcome="published") == 0
 
-        with start_gateway(tmp_path, gateway_config(student, registry, "follow")) as b2:
+        with start_gateway(tmp_path, gateway_config(student, registry, "follow", tmp_path)) as b2:
             # Loaded before the app took connections: the first scrape already counts it.
             assert metric_of(b2, "distillserve_router_model_loads_total", outcome="loaded") == 1
             wait_embedding_ready(b2)
