@@ -6,8 +6,10 @@ Tolerances (agreement = share of items whose greedy answer is the same text as t
   serving the merged f32 model agreed on 8 of 8 (bound 6 of 8);
 - merged bf16, GGUF f16/q8_0: rounding of the weights only; merged bf16 measured 1.0 (8/8),
   bound 0.75;
-- GGUF q4_k_m and ONNX int8: real quantization; measured values are in bench/RESULTS.md, the
-  bound here only says the model still answers (the drop is measured by bench/export.py).
+- ONNX int8 (int8 weights in blocks of 32): measured 7 of 8 here and 25 of 30 in bench/export.py,
+  bound 0.5;
+- GGUF q4_k_m: real 4-bit quantization, 5 of 30 identical in bench/export.py; the bound here only
+  says the model still answers (the drop is measured by bench/export.py, bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -152,10 +154,10 @@ def test_gguf_runs_in_llama_cpp(exporter: tuple[Exporter, str], quant: str, boun
 
 
 @pytest.mark.timeout(2400)  # the dynamo export alone takes minutes on 2 busy cores
-@pytest.mark.parametrize(("quant", "bound"), [("fp32", 1.0), ("int8", 0.25)])
+@pytest.mark.parametrize(("quant", "bound"), [("fp32", 1.0), ("int8", 0.5)])
 def test_onnx_runs_in_onnxruntime(exporter: tuple[Exporter, str], quant: str, bound: float) -> None:
     card, path = export(exporter, "onnx", quant)
     assert_published(exporter[0].registry, card, path)
     assert card.accuracy.runtime == "onnxruntime"
-    assert card.accuracy.agreement >= bound
+    assert card.accuracy.agreement >= bound, card.accuracy
     assert "model.onnx" in card.files
