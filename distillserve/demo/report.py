@@ -13,6 +13,7 @@ matplotlib.use("Agg")  # headless: no display on servers or CI
 import matplotlib.pyplot as plt
 import numpy as np
 
+from distillserve.demo.heldout_probe import HeldoutResult
 from distillserve.demo.report_cost import SpendSummary, spend_markdown
 from distillserve.demo.traffic import Outcome
 
@@ -40,6 +41,8 @@ class Summary:
     latency_ms: dict[str, dict[str, float]]
     window_s: float
     spend: SpendSummary | None = None  # None: the run's cost metrics were not read
+    # The student on held-out prompts of each learnable task, before the run and after it.
+    heldout: list[HeldoutResult] = field(default_factory=list)
 
 
 def _window(outcomes: list[Outcome], lo: float, hi: float) -> list[Outcome]:
@@ -113,10 +116,12 @@ def write_report(
     window_s: float = 30.0,
     notes: list[str] | None = None,
     spend: SpendSummary | None = None,
+    heldout: list[HeldoutResult] | None = None,
 ) -> Summary:
     out.mkdir(parents=True, exist_ok=True)
     s = summarize(outcomes, teacher_only_quality, events, window_s)
     s.spend = spend
+    s.heldout = heldout or []
     step = max(window_s / 6, 1.0)
     _plot_teacher_share(out / "teacher_share.png", outcomes, events, window_s, step)
     _plot_quality(out / "quality.png", outcomes, teacher_only_quality, window_s, step)
@@ -200,8 +205,9 @@ def _markdown(s: Summary, events: list[AdapterEvent], notes: list[str]) -> str:
     lines = [
         "# distillserve demo report",
         "",
-        f"{s.requests} requests through the OpenAI endpoint ({s.failed} failed). Quality is exact match "
-        "against the testbed's answers; the teacher-only baseline sent the same prompts to the teacher.",
+        f"{s.requests} requests through the OpenAI endpoint ({s.failed} failed). Quality is graded "
+        "against the testbed's answers (exact match, or the task's own grader); the teacher-only "
+        "baseline sent the same prompts to the teacher.",
         "",
         f"| | first {s.window_s:.0f} s | last {s.window_s:.0f} s |",
         "|---|---|---|",
@@ -218,6 +224,8 @@ def _markdown(s: Summary, events: list[AdapterEvent], notes: list[str]) -> str:
     ]
     for r, v in s.latency_ms.items():
         lines.append(f"| {r} | {int(v['n'])} | {v['p50']:.1f} | {v['p90']:.1f} | {v['p99']:.1f} |")
+    if s.heldout:
+        lines += ["", *_heldout_markdown(s.heldout)]
     if s.spend is not None:
         lines += ["", *spend_markdown(s.spend)]
     lines += ["", "## Adapter versions", "", "| t (s) | version | status | evaluation |", "|---|---|---|---|"]
@@ -230,3 +238,21 @@ def _markdown(s: Summary, events: list[AdapterEvent], notes: list[str]) -> str:
     if notes:
         lines += ["", "## Notes", "", *[f"- {n}" for n in notes]]
     return "\n".join(lines) + "\n"
+
+
+def _heldout_markdown(results: list[HeldoutResult]) -> list[str]:
+    lines = [
+        "## Held-out accuracy of the student",
+        "",
+        "Prompts of each learnable task that the traffic never sent, asked of the student (pinned by "
+        "name, under a key whose traffic is never logged) before the traffic, when it was the base "
+        "model, and again at the end.",
+        "",
+        "| task | grader | n | before (base) | after | served after by |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.task} | {r.grader} | {r.n} | {_pct(r.before)} | {_pct(r.after)} | {r.after_model} |"
+        )
+    return lines

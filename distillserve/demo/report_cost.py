@@ -34,11 +34,14 @@ class SpendSummary:
         return 1 - self.total_usd / self.teacher_only_usd if self.teacher_only_usd else float("nan")
 
 
-def spend_from_metrics(text: str) -> SpendSummary:
-    """The run's money from a ``/metrics`` page (all tenants, all gateway series summed)."""
+def spend_from_metrics(text: str, exclude_tenants: tuple[str, ...] = ()) -> SpendSummary:
+    """The run's money from a ``/metrics`` page (all gateway series summed, over every tenant but
+    ``exclude_tenants``: the demo's own evaluation requests are no client traffic)."""
     served = learning = teacher_serve = savings = unpriced = 0.0
     for family in text_string_to_metric_families(text):
         for s in family.samples:
+            if s.labels.get("tenant") in exclude_tenants:
+                continue
             if s.name == "distillserve_spend_usd_total":
                 purpose = s.labels.get("purpose")
                 served += s.value if purpose == "serve" else 0.0
@@ -51,12 +54,12 @@ def spend_from_metrics(text: str) -> SpendSummary:
     return SpendSummary(served, learning, teacher_serve + savings, unpriced)
 
 
-async def fetch_spend(gateway_url: str) -> SpendSummary:
+async def fetch_spend(gateway_url: str, exclude_tenants: tuple[str, ...] = ()) -> SpendSummary:
     """``gateway_url``: the OpenAI base URL (``…/v1``); the metrics sit at the root."""
     async with httpx.AsyncClient(timeout=10) as client:
         r = await client.get(gateway_url.removesuffix("/").removesuffix("/v1") + "/metrics")
         r.raise_for_status()
-    return spend_from_metrics(r.text)
+    return spend_from_metrics(r.text, exclude_tenants)
 
 
 def spend_markdown(s: SpendSummary) -> list[str]:

@@ -19,10 +19,11 @@ from typing import Any
 import httpx
 import openai
 
+from distillserve.demo.heldout_probe import HeldoutResult, ask_student, compare, draw_probe
 from distillserve.demo.live_view import LiveView
 from distillserve.demo.report import AdapterEvent, Summary, write_report
 from distillserve.demo.report_cost import fetch_spend
-from distillserve.demo.stack import Endpoints, demo_stack
+from distillserve.demo.stack import EVAL_TENANT, STUDENT_NAME, Endpoints, demo_stack
 from distillserve.demo.traffic import (
     DEFAULT_MIX,
     LANGUAGE_MIX,
@@ -53,6 +54,8 @@ class DemoOptions:
     # ...and until the first live version has served for this long, so the last window is measured
     # after the promotion on a slow machine too, not after a fixed wall time (bounded the same way).
     settle_after_live_s: float = 0.0
+    # Held-out prompts per learnable task, asked of the student before and after (0: none).
+    probe_per_task: int = 24
     # Deep-merged over the generated stack config (e.g. a faster distiller trigger for tests).
     config_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -151,7 +154,12 @@ async def _run(opts: DemoOptions, view: LiveView) -> tuple[Summary, list[int]]:
     view.set_status("starting broker, teacher, gateway, distiller")
     with demo_stack(opts.out, student=opts.student, config_overrides=opts.config_overrides) as (stack, ep):
         pids = stack.pids()
-        client = openai.AsyncOpenAI(base_url=ep.gateway, api_key="demo", max_retries=0, timeout=120)
+        client = openai.AsyncOpenAI(base_url=ep.gateway, api_key=ep.app_key, max_retries=0, timeout=120)
+        # The demo's own measurements: a key whose traffic is never logged for distillation.
+        evaluator = openai.AsyncOpenAI(base_url=ep.gateway, api_key=ep.eval_key, max_retries=0, timeout=300)
+        probe = draw_probe(mix.learnable, opts.probe_per_task, opts.seed)
+        view.set_status(f"held-out probe: {len(probe)} prompts to the base student")
+        before = await ask_student(evaluator, probe, STUDENT_NAME, mix.max_tokens)
         started = time.perf_counter()
         view.started = started
         watcher = AdapterWatcher(ep, started)
@@ -172,17 +180,22 @@ async def _run(opts: DemoOptions, view: LiveView) -> tuple[Summary, list[int]]:
                 on_outcome=view.add,
             )
             stack.check_alive()
-            spend = await fetch_spend(ep.gateway)  # before the baseline's own teacher requests
+            # Before the demo's own requests below: they are no client traffic.
+            spend = await fetch_spend(ep.gateway, exclude_tenants=(EVAL_TENANT,))
+            view.set_status(f"held-out probe: the same {len(probe)} prompts to the student now")
+            after = await ask_student(evaluator, probe, STUDENT_NAME, mix.max_tokens)
             view.set_status("teacher-only baseline on the same prompts")
-            baseline = await teacher_only(client, outcomes, mix.max_tokens)
+            baseline = await teacher_only(evaluator, outcomes, mix.max_tokens)
         finally:
             stop.set()
             ender.cancel()
             await asyncio.gather(watch, ender, return_exceptions=True)
             await client.close()
+            await evaluator.close()
         async with httpx.AsyncClient(timeout=5) as http:
             for e in await watcher.poll(http):
                 view.event(e)
+    heldout: list[HeldoutResult] = compare(probe, before, after, outcomes)
     notes = [
         f"student: {opts.student}; traffic {opts.rate_per_s}/s for {opts.duration_s:.0f} s, mix "
         + ", ".join(f"{t} {w:.0%}" for t, w in mix.weights.items()),
@@ -193,7 +206,14 @@ async def _run(opts: DemoOptions, view: LiveView) -> tuple[Summary, list[int]]:
             + ", ".join(n for n, t in TASKS.items() if t.difficulty == "learnable")
         )
     summary = write_report(
-        opts.out, outcomes, baseline, watcher.events, window_s=opts.window_s, notes=notes, spend=spend
+        opts.out,
+        outcomes,
+        baseline,
+        watcher.events,
+        window_s=opts.window_s,
+        notes=notes,
+        spend=spend,
+        heldout=heldout,
     )
     return summary, pids
 

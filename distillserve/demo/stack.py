@@ -18,6 +18,7 @@ import yaml
 from distillserve.config import REPO_ROOT, load_settings
 from distillserve.launchers.child_process import child_env, free_port, start_process, stop_process, wait_http
 from distillserve.launchers.local_broker import LocalBroker, local_broker
+from distillserve.serving.keys.keyring import hash_key
 from distillserve.testbed import language
 
 
@@ -29,6 +30,8 @@ class Endpoints:
     broker: str  # host:port
     distiller_metrics: str
     admin_key: str
+    app_key: str = ""  # the traffic's API key: logged for distillation
+    eval_key: str = ""  # the demo's own measurements (held-out probe, baseline): never logged
 
 
 @dataclass
@@ -77,16 +80,20 @@ class Stack:
         return pids + ([self.broker.pid] if self.broker and self.broker.pid else [])
 
 
+#: The student's model name on the gateway: requests that name it are pinned to it.
+STUDENT_NAME = "student"
+
+
 def student_config(student: str, ports: dict[str, int]) -> dict[str, Any]:
     students: dict[str, dict[str, Any]] = {
         # One engine thread: the distiller trains on the same cores, and a team of two threads
         # waits on its preempted member (bench/engine_beside_training.py: 50x slower).
-        "embedded": {"kind": "embedded", "name": "student", "model_path": "testbed-student", "threads": 1},
-        "smollm2": {"kind": "embedded", "name": "student", "model_path": "smollm2", "threads": 1},
+        "embedded": {"kind": "embedded", "name": STUDENT_NAME, "model_path": "testbed-student", "threads": 1},
+        "smollm2": {"kind": "embedded", "name": STUDENT_NAME, "model_path": "smollm2", "threads": 1},
         # vLLM serves SmolLM2 (``vllm-serve`` reads model_path from this config; the distiller too).
         "vllm": {
             "kind": "vllm",
-            "name": "student",
+            "name": STUDENT_NAME,
             "url": f"http://127.0.0.1:{ports['vllm']}/v1",
             "model_path": "smollm2",
             # vLLM's OpenMP team on core 0, the distiller on the others (``vllm_cores``).
@@ -96,9 +103,27 @@ def student_config(student: str, ports: dict[str, int]) -> dict[str, Any]:
     return students[student]
 
 
-def demo_config(run_dir: Path, ports: dict[str, int], student: str, admin_key: str) -> dict[str, Any]:
+#: The tenant of the demo's own measurements; the report's money leaves it out.
+EVAL_TENANT = "demo-eval"
+
+
+def demo_keys(app_key: str, eval_key: str) -> dict[str, Any]:
+    """Two API keys: the application's traffic, logged for distillation, and the demo's own
+    measurements, never logged (so a held-out prompt never reaches the training data)."""
+    return {
+        "entries": [
+            {"sha256": hash_key(app_key), "alias": "demo-app", "tenant": "demo"},
+            {"sha256": hash_key(eval_key), "alias": "demo-eval", "tenant": EVAL_TENANT, "log": False},
+        ]
+    }
+
+
+def demo_config(
+    run_dir: Path, ports: dict[str, int], student: str, admin_key: str, keys: dict[str, Any] | None = None
+) -> dict[str, Any]:
     cfg: dict[str, Any] = {
         "server": {"host": "127.0.0.1", "port": ports["gateway"], "admin_key": admin_key},
+        **({"keys": keys} if keys else {}),
         "student": student_config(student, ports),
         "teacher": {
             "kind": "openai",
@@ -186,9 +211,14 @@ def language_student_config() -> dict[str, Any]:
             # The answer without its trace, as the LoRA probe measured it: a trace is ~100 more tokens
             # to train on and to generate on two cores (``kd.learn_reasoning: true`` learns it).
             "kd": {"learn_reasoning": False},
-            # A bare answer (\boxed{} or a JSON fence) is under ~60 SmolLM2 tokens.
-            "eval": {"holdout_fraction": 0.2, "regression_size": 24, "max_new_tokens": 96, "batch_size": 8},
+            # A bare answer (\boxed{} or a JSON fence) is at most 44 SmolLM2 tokens (measured, 200
+            # answers): room for it, and not for a base model's babble on two cores.
+            "eval": {"holdout_fraction": 0.2, "regression_size": 24, "max_new_tokens": 64, "batch_size": 8},
         },
+        # Re-fit the router when an adapter goes live, on the last 96 teacher answers: the student
+        # re-answers each (8 at once, to batch), ~0.5 conversations/s on one engine thread beside
+        # training, so 300 (the testbed's window) took over 10 minutes of a 15-minute run.
+        "router": {"retrain": {"buffer": 96, "every": 0, "relabel_concurrency": 8}},
     }
 
 
@@ -203,7 +233,9 @@ def demo_stack(
 ) -> Iterator[tuple[Stack, Endpoints]]:
     ports = {k: free_port() for k in ("gateway", "teacher", "broker", "distiller_metrics", "vllm")}
     admin_key = "demo-admin-" + os.urandom(6).hex()
-    cfg = _merge(demo_config(run_dir, ports, student, admin_key), config_overrides)
+    app_key, eval_key = "sk-demo-app-" + os.urandom(6).hex(), "sk-demo-eval-" + os.urandom(6).hex()
+    keys = demo_keys(app_key, eval_key)
+    cfg = _merge(demo_config(run_dir, ports, student, admin_key, keys), config_overrides)
     cfg_path = run_dir / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     stack = Stack(run_dir)
@@ -214,6 +246,8 @@ def demo_stack(
         broker=f"127.0.0.1:{ports['broker']}",
         distiller_metrics=f"http://127.0.0.1:{ports['distiller_metrics']}/metrics",
         admin_key=admin_key,
+        app_key=app_key,
+        eval_key=eval_key,
     )
     settings = load_settings(cfg_path)
     try:

@@ -79,6 +79,8 @@ class TrafficMix:
     weights: dict[str, float]
     # Room for the answer: a worked natural-language answer is a few hundred characters.
     max_tokens: int = 32
+    # Tasks the student can learn from the teacher: the report's held-out before -> after.
+    learnable: tuple[str, ...] = ()
 
     def draw(self, rng: random.Random) -> TrafficItem:
         names = list(self.weights)
@@ -86,13 +88,16 @@ class TrafficMix:
         return draw_item(task, rng)
 
 
-DEFAULT_MIX = TrafficMix({"copy": 0.1, "upper": 0.1, "first": 0.05, "reverse": 0.6, "add": 0.15})
+DEFAULT_MIX = TrafficMix(
+    {"copy": 0.1, "upper": 0.1, "first": 0.05, "reverse": 0.6, "add": 0.15}, learnable=("reverse",)
+)
 # Half the traffic is the family SmolLM2-135M learns from the teacher's answers (bench/RESULTS.md,
 # "LoRA probe"): the router can only hand the student what it learned, and the target is a
 # 30-point drop of the teacher share. The other families stay with the teacher.
 LANGUAGE_MIX = TrafficMix(
     {"field_extraction": 0.5, "word_problem": 0.2, "unit_conversion": 0.15, "date_arithmetic": 0.15},
     max_tokens=400,
+    learnable=("field_extraction",),
 )
 
 

@@ -63,6 +63,11 @@ def test_short_demo_routes_to_the_student_and_cleans_up(tmp_path: Path) -> None:
     # 0.547 and 0.565 under heavy load (a parallel CI worker plus niced jobs; load 4-11), where v1
     # learned less (held-out 0.68) and still sent 40% of `reverse` to the student. Bound: 0.65.
     assert summary.teacher_share_last <= 0.65
+    # Held-out `reverse` prompts the traffic never sent, asked of the student before and after the run
+    # (the report's before -> after): the base never reverses a word; v1 learned to.
+    [reverse] = summary.heldout
+    assert reverse.task == "reverse" and reverse.n >= 20, reverse
+    assert reverse.before <= 0.05 and reverse.after - reverse.before >= 0.25, reverse
     assert summary.quality_ratio_last >= 0.9
     for name in ("report.md", "summary.json", "teacher_share.png", "quality.png", "latency.png"):
         assert (out / name).stat().st_size > 0, name

@@ -42,3 +42,16 @@ def test_spent_against_teacher_only_by_hand(fresh_metrics: CollectorRegistry, tm
     assert summary.spend is s and "## Cost" in report
     assert "| **spent** | **0.001830** |" in report and "| teacher-only | 0.001800 |" in report
     assert "10 tokens went to a model without a price" in report
+
+
+def test_the_demos_own_requests_are_left_out_of_its_money(fresh_metrics: CollectorRegistry) -> None:
+    book = CostLedger(
+        PricingConfig(models=PRICES, student_model="student-gpu"),  # type: ignore[arg-type]
+        teacher_model="teacher-llm",
+    )
+    book.spend("teacher", "serve", {"prompt_tokens": 100, "completion_tokens": 50}, "app")  # 600 micro-$
+    book.spend("student", "serve", {"prompt_tokens": 200, "completion_tokens": 100}, "demo-eval")
+    book.spend("teacher", "serve", {"prompt_tokens": 100, "completion_tokens": 50}, "demo-eval")
+    s = spend_from_metrics(generate_latest(fresh_metrics).decode(), exclude_tenants=("demo-eval",))
+    assert s.served_usd == pytest.approx(600e-6, rel=1e-9)
+    assert s.teacher_only_usd == pytest.approx(600e-6, rel=1e-9)  # no savings of the probe's student answer
