@@ -9,6 +9,11 @@ what the Trainer machinery itself costs.
 
     .venv/bin/python bench/distill_throughput.py                    # the testbed student
     .venv/bin/python bench/distill_throughput.py --model DIR --examples 512 --repeats 3
+    .venv/bin/python bench/distill_throughput.py --model smollm2 --examples 64 --batch-size 8 --rank 8
+
+``--model smollm2`` (the SmolLM2-135M-Instruct shipped in a wheel) trains on the natural-language
+workload the SmolLM2 demo logs (the testbed teacher's answers to word problems, conversions, dates
+and field extraction, without the trace: ``kd.learn_reasoning: false``), at the demo's lr 1e-3.
 """
 
 from __future__ import annotations
@@ -139,7 +144,7 @@ def trl_sft(base: Path, examples: list[Any], cfg: DistillerConfig, work: Path) -
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default="testbed-student", help="HF model dir, or testbed-student")
+    ap.add_argument("--model", default="testbed-student", help="HF model dir, testbed-student or smollm2")
     ap.add_argument("--examples", type=int, default=256)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=16)
@@ -147,17 +152,26 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="runs per side, alternating; the median counts")
     a = ap.parse_args()
 
+    lr = 2e-3
     if a.model == "testbed-student":
         from distillserve.testbed.student_model import ensure_testbed_student
 
         base = ensure_testbed_student()
+        pairs = sample(["reverse", *BASE_TASKS], a.examples, seed=3)
+    elif a.model == "smollm2":
+        from distillserve.distiller.worker import resolve_base_model
+        from distillserve.testbed import language
+
+        base, lr = Path(resolve_base_model("smollm2")), 1e-3
+        pairs = [(i.prompt, i.answer) for i in language.sample(list(language.FAMILIES), a.examples, 3)]
     else:
         base = Path(a.model)
+        pairs = sample(["reverse", *BASE_TASKS], a.examples, seed=3)
     cfg = DistillerConfig(
-        optim={"epochs": a.epochs, "batch_size": a.batch_size, "learning_rate": 2e-3},
+        optim={"epochs": a.epochs, "batch_size": a.batch_size, "learning_rate": lr},
         lora={"rank": a.rank, "alpha": 2 * a.rank},
     )
-    examples = labelled_examples(sample(["reverse", *BASE_TASKS], a.examples, seed=3), "teacher")
+    examples = labelled_examples(pairs, "teacher")
     sides = {"ours": ours, "trl_sft": trl_sft, "plain_loop": plain_loop}
     runs: dict[str, list[dict[str, float]]] = {k: [] for k in sides}
     with tempfile.TemporaryDirectory(prefix="distill-bench-", dir=Path(__file__).parent) as tmp:

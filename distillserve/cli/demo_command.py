@@ -15,7 +15,12 @@ from distillserve.config import REPO_ROOT
 @app.command()
 def demo(
     duration: Annotated[float, typer.Option(help="Seconds of traffic.")] = 300.0,
-    rate: Annotated[float, typer.Option(help="Requests per second (Poisson arrivals).")] = 4.0,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Requests per second (Poisson arrivals); default 4 (testbed student) or 2 (an LLM)."
+        ),
+    ] = None,
     student: Annotated[str, typer.Option(help="embedded (tiny testbed model) | smollm2 | vllm")] = "embedded",
     out: Annotated[Path | None, typer.Option(help="Report folder (default reports/demo-<time>).")] = None,
     seed: Annotated[int, typer.Option(help="Traffic seed.")] = 0,

@@ -43,6 +43,7 @@ class Summary:
     spend: SpendSummary | None = None  # None: the run's cost metrics were not read
     # The student on held-out prompts of each learnable task, before the run and after it.
     heldout: list[HeldoutResult] = field(default_factory=list)
+    not_sent: int = 0  # arrivals the client did not send (its concurrency cap; see ``Traffic``)
 
 
 def _window(outcomes: list[Outcome], lo: float, hi: float) -> list[Outcome]:
@@ -117,11 +118,13 @@ def write_report(
     notes: list[str] | None = None,
     spend: SpendSummary | None = None,
     heldout: list[HeldoutResult] | None = None,
+    not_sent: int = 0,
 ) -> Summary:
     out.mkdir(parents=True, exist_ok=True)
     s = summarize(outcomes, teacher_only_quality, events, window_s)
     s.spend = spend
     s.heldout = heldout or []
+    s.not_sent = not_sent
     step = max(window_s / 6, 1.0)
     _plot_teacher_share(out / "teacher_share.png", outcomes, events, window_s, step)
     _plot_quality(out / "quality.png", outcomes, teacher_only_quality, window_s, step)
@@ -205,7 +208,8 @@ def _markdown(s: Summary, events: list[AdapterEvent], notes: list[str]) -> str:
     lines = [
         "# distillserve demo report",
         "",
-        f"{s.requests} requests through the OpenAI endpoint ({s.failed} failed). Quality is graded "
+        f"{s.requests} requests through the OpenAI endpoint ({s.failed} failed; {s.not_sent} more "
+        "arrivals not sent, the client being at its concurrency cap). Quality is graded "
         "against the testbed's answers (exact match, or the task's own grader); the teacher-only "
         "baseline sent the same prompts to the teacher.",
         "",

@@ -40,8 +40,9 @@ from distillserve.testbed.tasks import TASKS
 class DemoOptions:
     out: Path
     duration_s: float = 300.0
-    rate_per_s: float = 4.0
-    concurrency: int = 8
+    # None: the workload's own (``TrafficMix.rate_per_s`` / ``concurrency``).
+    rate_per_s: float | None = None
+    concurrency: int | None = None
     student: str = "embedded"
     seed: int = 0
     window_s: float = 30.0
@@ -151,6 +152,7 @@ async def _run(opts: DemoOptions, view: LiveView) -> tuple[Summary, list[int]]:
     opts.out = opts.out.resolve()  # children run in the repo root
     opts.out.mkdir(parents=True, exist_ok=True)
     mix = opts.mix or mix_for(opts.student)
+    rate, concurrency = opts.rate_per_s or mix.rate_per_s, opts.concurrency or mix.concurrency
     view.set_status("starting broker, teacher, gateway, distiller")
     with demo_stack(opts.out, student=opts.student, config_overrides=opts.config_overrides) as (stack, ep):
         pids = stack.pids()
@@ -169,16 +171,17 @@ async def _run(opts: DemoOptions, view: LiveView) -> tuple[Summary, list[int]]:
         ender = asyncio.create_task(_end_traffic(opts, watcher, end_traffic))
         view.set_status("serving traffic")
         try:
-            outcomes = await drive(
+            traffic = await drive(
                 client,
                 duration_s=opts.duration_s + opts.max_wait_s,
                 stop=end_traffic,
-                rate_per_s=opts.rate_per_s,
+                rate_per_s=rate,
                 mix=mix,
                 seed=opts.seed,
-                concurrency=opts.concurrency,
+                concurrency=concurrency,
                 on_outcome=view.add,
             )
+            outcomes = traffic.outcomes
             stack.check_alive()
             # Before the demo's own requests below: they are no client traffic.
             spend = await fetch_spend(ep.gateway, exclude_tenants=(EVAL_TENANT,))
@@ -197,8 +200,10 @@ async def _run(opts: DemoOptions, view: LiveView) -> tuple[Summary, list[int]]:
                 view.event(e)
     heldout: list[HeldoutResult] = compare(probe, before, after, outcomes)
     notes = [
-        f"student: {opts.student}; traffic {opts.rate_per_s}/s for {opts.duration_s:.0f} s, mix "
+        f"student: {opts.student}; traffic {rate}/s for {opts.duration_s:.0f} s, mix "
         + ", ".join(f"{t} {w:.0%}" for t, w in mix.weights.items()),
+        f"client concurrency {concurrency}: an arrival is not sent while {concurrency} requests "
+        f"are in flight and {concurrency} wait",
     ]
     if opts.student == "embedded":
         notes.append(
@@ -214,6 +219,7 @@ async def _run(opts: DemoOptions, view: LiveView) -> tuple[Summary, list[int]]:
         notes=notes,
         spend=spend,
         heldout=heldout,
+        not_sent=traffic.not_sent,
     )
     return summary, pids
 

@@ -81,6 +81,9 @@ class TrafficMix:
     max_tokens: int = 32
     # Tasks the student can learn from the teacher: the report's held-out before -> after.
     learnable: tuple[str, ...] = ()
+    # What two cores sustain by default: arrivals per second, and requests in flight at once.
+    rate_per_s: float = 4.0
+    concurrency: int = 8
 
     def draw(self, rng: random.Random) -> TrafficItem:
         names = list(self.weights)
@@ -98,6 +101,11 @@ LANGUAGE_MIX = TrafficMix(
     {"field_extraction": 0.5, "word_problem": 0.2, "unit_conversion": 0.15, "date_arithmetic": 0.15},
     max_tokens=400,
     learnable=("field_extraction",),
+    # SmolLM2 on one engine thread beside training answers ~40-token JSON in seconds, not ms: at
+    # 4/s with 8 in flight its p50 was 15.5 s and the client's queue grew without bound (run 1 of
+    # bench/RESULTS.md "SmolLM2 demo"); 16 in flight let the engine batch more.
+    rate_per_s=2.0,
+    concurrency=16,
 )
 
 
@@ -157,6 +165,15 @@ async def one_request(
     )
 
 
+@dataclass
+class Traffic:
+    outcomes: list[Outcome]
+    # Arrivals the client did not send: it already had ``concurrency`` requests in flight and as
+    # many waiting. Open-loop arrivals into a capped client otherwise queue without bound when
+    # the server is slower than the rate, and the queue keeps "arriving" long after the run ended.
+    not_sent: int = 0
+
+
 async def drive(
     client: openai.AsyncOpenAI,
     *,
@@ -167,26 +184,31 @@ async def drive(
     concurrency: int = 16,
     on_outcome: Callable[[Outcome], None] | None = None,
     stop: asyncio.Event | None = None,
-) -> list[Outcome]:
+) -> Traffic:
     """Open-loop traffic at ``rate_per_s`` (Poisson arrivals) for ``duration_s``."""
     rng = random.Random(seed)
     sem = asyncio.Semaphore(concurrency)
-    outcomes: list[Outcome] = []
+    traffic = Traffic([])
     tasks: set[asyncio.Task[None]] = set()
     started = time.perf_counter()
 
     async def run(item: TrafficItem) -> None:
         async with sem:
             o = await one_request(client, item, started, max_tokens=mix.max_tokens)
-        outcomes.append(o)
+        traffic.outcomes.append(o)
         if on_outcome:
             on_outcome(o)
 
     while time.perf_counter() - started < duration_s and not (stop and stop.is_set()):
-        t = asyncio.create_task(run(mix.draw(rng)))
-        tasks.add(t)
-        t.add_done_callback(tasks.discard)
+        item = mix.draw(rng)  # drawn either way: the prompts do not depend on the server's speed
+        if len(tasks) >= 2 * concurrency:
+            traffic.not_sent += 1
+        else:
+            t = asyncio.create_task(run(item))
+            tasks.add(t)
+            t.add_done_callback(tasks.discard)
         await asyncio.sleep(rng.expovariate(rate_per_s))
     if tasks:
         await asyncio.gather(*tasks, return_exceptions=True)
-    return sorted(outcomes, key=lambda o: o.t)
+    traffic.outcomes.sort(key=lambda o: o.t)
+    return traffic
