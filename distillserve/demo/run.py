@@ -45,7 +45,7 @@ class DemoOptions:
     concurrency: int | None = None
     student: str = "embedded"
     seed: int = 0
-    window_s: float = 30.0
+    window_s: float | None = None  # None: the workload's own (``TrafficMix.window_s``)
     # None: the synthetic tasks for the testbed student, the natural-language ones for a real LLM.
     mix: TrafficMix | None = None
     # Keep the traffic going past ``duration_s`` until the registry holds this many versions (any
@@ -215,7 +215,7 @@ async def _run(opts: DemoOptions, view: LiveView) -> tuple[Summary, list[int]]:
         outcomes,
         baseline,
         watcher.events,
-        window_s=opts.window_s,
+        window_s=opts.window_s or mix.window_s,
         notes=notes,
         spend=spend,
         heldout=heldout,
@@ -236,7 +236,8 @@ def run_demo(opts: DemoOptions) -> tuple[Summary, list[int]]:
 
     previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with LiveView(opts.duration_s, opts.window_s) as view:
+        window = opts.window_s or (opts.mix or mix_for(opts.student)).window_s
+        with LiveView(opts.duration_s, window) as view:
             return asyncio.run(_run(opts, view))
     finally:
         for s, handler in previous.items():

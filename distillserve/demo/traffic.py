@@ -84,6 +84,9 @@ class TrafficMix:
     # What two cores sustain by default: arrivals per second, and requests in flight at once.
     rate_per_s: float = 4.0
     concurrency: int = 8
+    # The report's first and last windows: about 120 requests or more, so that one wrong answer
+    # moves the last window's quality by under a point.
+    window_s: float = 30.0
 
     def draw(self, rng: random.Random) -> TrafficItem:
         names = list(self.weights)
@@ -106,6 +109,7 @@ LANGUAGE_MIX = TrafficMix(
     # bench/RESULTS.md "SmolLM2 demo"); 16 in flight let the engine batch more.
     rate_per_s=2.0,
     concurrency=16,
+    window_s=60.0,
 )
 
 
