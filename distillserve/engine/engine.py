@@ -73,6 +73,26 @@ class _Request:
             self.cancelled = True
 
 
+# Padded prompt tokens per prefill forward: batching newcomers saves a pass over the weights
+# each, but a batch of long prompts would need [rows, heads, len, len] attention scores at once.
+PREFILL_TOKEN_BUDGET = 8192
+
+
+def _prefill_groups(reqs: list[_Request], budget: int = PREFILL_TOKEN_BUDGET) -> list[list[_Request]]:
+    """Split ``reqs`` (in order) into prefill batches of at most ``budget`` padded tokens (at least one each)."""
+    groups: list[list[_Request]] = []
+    width = 0
+    for req in reqs:
+        n = len(req.prompt_ids)
+        if groups and max(width, n) * (len(groups[-1]) + 1) <= budget:
+            groups[-1].append(req)
+            width = max(width, n)
+        else:
+            groups.append([req])
+            width = n
+    return groups
+
+
 def _deliver(items: list[tuple[_Request, TokenEvent]]) -> None:
     for req, event in items:
         req.queue.put_nowait(event)
@@ -269,8 +289,8 @@ class EmbeddedEngine:
             try:
                 with self._model_lock, torch.inference_mode():
                     self._drop_done()
-                    if admitted:
-                        self._prefill(admitted)
+                    for group in _prefill_groups(admitted):
+                        self._prefill(group)
                         self._flush()
                     self._drop_done()
                     if self._running:

@@ -93,3 +93,14 @@ async def test_one_adapter_for_all_rows_equals_it_alone_and_in_a_mix(
     finally:
         await engine.unload_adapter("a")
     assert [await engine_tokens(engine, i) for i in all_ids] == base
+
+
+def test_prefill_groups_keep_order_and_the_token_budget() -> None:
+    from types import SimpleNamespace
+
+    from distillserve.engine.engine import _prefill_groups
+
+    reqs = [SimpleNamespace(prompt_ids=[0] * n) for n in (10, 30, 20, 100, 5)]
+    groups = _prefill_groups(reqs, budget=100)  # type: ignore[arg-type]
+    assert [[len(r.prompt_ids) for r in g] for g in groups] == [[10, 30, 20], [100], [5]]
+    assert _prefill_groups(reqs, budget=10_000) == [reqs]  # type: ignore[arg-type]
