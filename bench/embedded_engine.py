@@ -11,7 +11,7 @@ greedy, every request generating exactly ``--tokens`` new tokens (the engine ign
 
 The sides alternate over ``--rounds`` (so a noisy neighbour hurts all of them alike); the JSON
 gives each side's median and every run, the engine/generate ratios, and the engine's own
-batch-N/batch-1 ratio. Run it on a quiet machine for figures worth quoting:
+batch-N/batch-1 ratio; the same per CPU-second of the process, a steadier comparison on a busy machine. Run it on a quiet machine for figures worth quoting:
 
     .venv/bin/python bench/embedded_engine.py --model smollm2 --requests 16 --batch 8 \\
         --tokens 64 --rounds 3 --threads 2
@@ -50,11 +50,15 @@ def chat_ids(tokenizer: Any, prompt: str) -> list[int]:
     return list(enc["input_ids"])
 
 
-def _summary(generated: int, wall: float, ttfts: list[float] | None = None) -> Run:
+def _summary(generated: int, wall: float, cpu: float, ttfts: list[float] | None = None) -> Run:
     run: Run = {
         "generated_tokens": generated,
         "seconds": round(wall, 3),
         "tokens_per_s": round(generated / wall, 1),
+        # Process CPU time (all threads): on a busy machine, where wall time is noise, the
+        # tokens per CPU-second still compare the work each side does per token.
+        "cpu_seconds": round(cpu, 3),
+        "tokens_per_cpu_s": round(generated / cpu, 1),
     }
     if ttfts:
         run["mean_ttft_s"] = round(sum(ttfts) / len(ttfts), 3)
@@ -75,18 +79,19 @@ async def engine_workload(
             n += 1
         return n, ttft or 0.0
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     if concurrent:
         results = await asyncio.gather(*(one(p) for p in prompts))
     else:
         results = [await one(p) for p in prompts]
-    return _summary(sum(n for n, _ in results), time.perf_counter() - start, [t for _, t in results])
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return _summary(sum(n for n, _ in results), wall, cpu, [t for _, t in results])
 
 
 def generate_workload(model: Any, tokenizer: Any, prompts: list[list[int]], tokens: int, batch: int) -> Run:
     """``model.generate`` on static batches of ``batch`` prompts (left-padded), one batch after another."""
     generated = 0
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     with torch.inference_mode():
         for i in range(0, len(prompts), batch):
             chunk = prompts[i : i + batch]
@@ -102,11 +107,11 @@ def generate_workload(model: Any, tokenizer: Any, prompts: list[list[int]], toke
                 pad_token_id=tokenizer.pad_token_id,
             )
             generated += (out.shape[1] - enc["input_ids"].shape[1]) * len(chunk)
-    return _summary(generated, time.perf_counter() - start)
+    return _summary(generated, time.perf_counter() - start, time.process_time() - cpu)
 
 
-def _median(runs: list[Run]) -> float:
-    return round(statistics.median(r["tokens_per_s"] for r in runs), 1)
+def _median(runs: list[Run], key: str = "tokens_per_s") -> float:
+    return round(statistics.median(r[key] for r in runs), 1)
 
 
 def main() -> None:
@@ -155,6 +160,7 @@ def main() -> None:
             e.close()
 
     med = {name: _median(r) for name, r in runs.items()}
+    cpu_med = {name: _median(r, "tokens_per_cpu_s") for name, r in runs.items()}
     print(
         json.dumps(
             {
@@ -170,6 +176,11 @@ def main() -> None:
                     f"batch_{n}": round(med[f"engine_batch_{n}"] / med[f"generate_batch_{n}"], 2),
                 },
                 "engine_batch_ratio": round(med[f"engine_batch_{n}"] / med["engine_batch_1"], 2),
+                "median_tokens_per_cpu_s": cpu_med,
+                "engine_over_generate_per_cpu_s": {
+                    "batch_1": round(cpu_med["engine_batch_1"] / cpu_med["generate_batch_1"], 2),
+                    f"batch_{n}": round(cpu_med[f"engine_batch_{n}"] / cpu_med[f"generate_batch_{n}"], 2),
+                },
                 "all_runs": runs,
             },
             indent=2,
