@@ -4,12 +4,15 @@ An adapter is checked completely before peft touches the model: the path exists,
 is a PEFT LoRA adapter, and every weight fits a module of *this* base model (names
 and shapes) — so a refused adapter raises ``AdapterError`` and never disturbs the
 adapters already serving. Rows of one batch may use different adapters (peft's
-``adapter_names=``; ``"__base__"`` = no adapter).
+``adapter_names=``; ``"__base__"`` = no adapter); a batch whose rows all use the same
+adapter, or none, takes peft's plain path instead (see ``AdapterSet.selecting``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ import torch
 from distillserve.protocol.errors import AdapterError
 
 BASE = "__base__"  # peft's name for "no adapter" in mixed batches
+MIXED = "__mixed__"  # rows with different adapters: peft's ``adapter_names=`` path
 _WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 
 
@@ -97,6 +101,9 @@ class AdapterSet:
         self.base = base
         self.model: torch.nn.Module = base
         self.paths: dict[str, str] = {}
+        # What the LoRA layers are set to now: None = not known (after a load or unload),
+        # MIXED = enabled for ``adapter_names=``, BASE = disabled, else the one active adapter.
+        self._state: str | None = None
 
     @property
     def names(self) -> list[str]:
@@ -116,6 +123,7 @@ class AdapterSet:
             else:
                 self.model = PeftModel.from_pretrained(self.base, path, adapter_name=name, is_trainable=False)
             self.model.eval()
+            self._state = None
         except Exception as exc:
             self._drop(name)
             raise AdapterError(f"peft could not load adapter {path}: {exc}") from exc
@@ -126,6 +134,7 @@ class AdapterSet:
             raise AdapterError(f"no adapter named {name!r} is loaded")
         self._drop(name)
         del self.paths[name]
+        self._state = None
 
     def _drop(self, name: str) -> None:
         from peft import PeftModel
@@ -144,3 +153,33 @@ class AdapterSet:
         if not self.paths:
             return {}
         return {"adapter_names": [a or BASE for a in adapters]}
+
+    @contextlib.contextmanager
+    def selecting(self, adapters: list[str | None]) -> Iterator[dict[str, Any]]:
+        """Set the model up so that row ``i`` uses ``adapters[i]``; yields extra forward kwargs.
+
+        Why not always ``adapter_names=``: peft's mixed-batch path splits every LoRA layer's
+        input by adapter on every call, which costs time even when all rows agree. When they
+        do, the layers are switched once (disabled for all-base rows, or the one adapter made
+        active) and the plain forward runs; mixed batches still get ``adapter_names=``.
+        """
+        if not self.paths:
+            yield {}
+            return
+        distinct = set(adapters)
+        want = MIXED if len(distinct) > 1 else (distinct.pop() or BASE)
+        self._switch(want)
+        yield self.forward_kwargs(adapters) if want == MIXED else {}
+
+    def _switch(self, want: str) -> None:
+        if want == self._state:
+            return
+        base_model = self.model.base_model  # peft's LoraModel: enables or disables its LoRA layers
+        if want == BASE:
+            base_model.disable_adapter_layers()
+        else:
+            if self._state in (None, BASE):
+                base_model.enable_adapter_layers()
+            if want != MIXED and self.model.active_adapter != want:
+                self.model.set_adapter(want, inference_mode=True)
+        self._state = want

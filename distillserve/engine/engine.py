@@ -1,11 +1,12 @@
 """The embedded engine: in-process transformers + peft with iteration-level batching.
 
 One worker thread owns the model. Each iteration it admits waiting requests (up to
-``max_batch_size`` running), prefills each newcomer on its own, merges its KV cache
-into the running batch, then runs one decode step for every running row, each row
-with its own adapter and sampling parameters. Finished and cancelled requests leave
-the batch at once, so their slot is free on the next iteration. Results travel to
-the asyncio side through each request's queue; the event loop never runs the model.
+``max_batch_size`` running), prefills the newcomers together as one left-padded batch,
+merges their KV cache into the running batch, then runs one decode step for every
+running row, each row with its own adapter and sampling parameters. Finished and
+cancelled requests leave the batch at once, so their slot is free on the next
+iteration. Results travel to the asyncio side through each request's queue, one
+cross-thread wake-up per event loop and step; the event loop never runs the model.
 """
 
 from __future__ import annotations
@@ -72,6 +73,44 @@ class _Request:
             self.cancelled = True
 
 
+# Padded prompt tokens per prefill forward: batching newcomers saves a pass over the weights
+# each, but a batch of long prompts would need [rows, heads, len, len] attention scores at once.
+PREFILL_TOKEN_BUDGET = 8192
+
+
+def _prefill_groups(reqs: list[_Request], budget: int = PREFILL_TOKEN_BUDGET) -> list[list[_Request]]:
+    """Split ``reqs`` (in order) into prefill batches of at most ``budget`` padded tokens (at least one each)."""
+    groups: list[list[_Request]] = []
+    width = 0
+    for req in reqs:
+        n = len(req.prompt_ids)
+        if groups and max(width, n) * (len(groups[-1]) + 1) <= budget:
+            groups[-1].append(req)
+            width = max(width, n)
+        else:
+            groups.append([req])
+            width = n
+    return groups
+
+
+def _deliver(items: list[tuple[_Request, TokenEvent]]) -> None:
+    for req, event in items:
+        req.queue.put_nowait(event)
+
+
+def _send_all(outbox: list[tuple[_Request, TokenEvent]]) -> None:
+    """Hand one step's events to their event loops: one wake-up per loop, not one per token."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Request, TokenEvent]]] = {}
+    for req, event in outbox:
+        by_loop.setdefault(req.loop, []).append((req, event))
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_deliver, items)
+        except RuntimeError:  # the client's event loop is gone: nobody is listening
+            for req, _ in items:
+                req.cancelled = True
+
+
 class EmbeddedEngine:
     def __init__(
         self,
@@ -97,6 +136,7 @@ class EmbeddedEngine:
         self._thread: threading.Thread | None = None
         self._stop = False
         self._unloading: set[str] = set()
+        self._outbox: list[tuple[_Request, TokenEvent]] = []  # this step's events, sent together
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -249,45 +289,62 @@ class EmbeddedEngine:
             try:
                 with self._model_lock, torch.inference_mode():
                     self._drop_done()
-                    for req in admitted:
-                        self._prefill(req)
+                    for group in _prefill_groups(admitted):
+                        self._prefill(group)
+                        self._flush()
                     self._drop_done()
                     if self._running:
                         self._decode_step()
+                        self._flush()
                         self._drop_done()
             except Exception as exc:  # never let one bad step kill the worker
                 log.exception("embedded engine step failed")
+                self._flush()  # tokens already accepted (and finished requests' last events) go out first
                 for req in [*admitted, *self._running]:
                     if not req.finished:
                         req.finished = True
                         req.send(BackendUnavailable(f"the embedded engine failed: {exc}"))
+                self._outbox = []
                 self._running = []
                 self._batch = BatchCache()
             metrics.ENGINE_RUNNING.set(len(self._running))
 
-    def _forward(self, input_ids: torch.Tensor, **kwargs: Any) -> Any:
+    def _forward(self, input_ids: torch.Tensor, adapters: list[str | None], **kwargs: Any) -> Any:
         assert self.loaded is not None and self.adapters is not None
-        return self.adapters.model(input_ids=input_ids, use_cache=True, logits_to_keep=1, **kwargs)
+        with self.adapters.selecting(adapters) as extra:
+            return self.adapters.model(
+                input_ids=input_ids, use_cache=True, logits_to_keep=1, **kwargs, **extra
+            )
 
-    def _prefill(self, req: _Request) -> None:
+    def _prefill(self, reqs: list[_Request]) -> None:
+        """Prefill ``reqs`` in one forward pass, left-padded to the longest prompt, as ``generate`` does."""
         from transformers import DynamicCache
 
-        assert self.loaded is not None and self.adapters is not None
+        assert self.loaded is not None
         device = self.loaded.device
-        ids = torch.tensor([req.prompt_ids], device=device)
-        cache = DynamicCache()
+        width = max(len(r.prompt_ids) for r in reqs)
+        pad_id = self.loaded.tokenizer.pad_token_id or 0
+        ids = torch.tensor(
+            [[pad_id] * (width - len(r.prompt_ids)) + r.prompt_ids for r in reqs], device=device
+        )
+        mask = torch.tensor(
+            [[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in reqs], device=device
+        )
+        # Each row's positions start at 0 on its first real token; padding sits at 0 and is masked out.
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = self._forward(
             ids,
-            attention_mask=torch.ones_like(ids),
-            position_ids=torch.arange(ids.shape[1], device=device)[None],
-            past_key_values=cache,
-            **self.adapters.forward_kwargs([req.adapter]),
+            [r.adapter for r in reqs],
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=DynamicCache(),
         )
-        req.length = ids.shape[1]
-        (choice,) = choose_tokens(out.logits[:, -1, :], [req.params], [req.generator])
-        self._running.append(req)
-        self._batch.add(out.past_key_values, req.length)
-        self._accept(req, choice)
+        choices = choose_tokens(out.logits[:, -1, :], [r.params for r in reqs], [r.generator for r in reqs])
+        self._running.extend(reqs)
+        self._batch.add(out.past_key_values, mask)
+        for req, choice in zip(reqs, choices, strict=True):
+            req.length = len(req.prompt_ids)
+            self._accept(req, choice)
 
     def _decode_step(self) -> None:
         assert self.loaded is not None and self.adapters is not None
@@ -300,10 +357,10 @@ class EmbeddedEngine:
         self._batch.grow()
         out = self._forward(
             ids,
+            [r.adapter for r in rows],
             attention_mask=self._batch.mask,
             position_ids=positions,
             past_key_values=self._batch.cache,
-            **self.adapters.forward_kwargs([r.adapter for r in rows]),
         )
         self._batch.cache = out.past_key_values
         choices = choose_tokens(out.logits[:, -1, :], [r.params for r in rows], [r.generator for r in rows])
@@ -330,23 +387,31 @@ class EmbeddedEngine:
             elif req.generated >= req.max_new:
                 text += req.detok.flush()
                 finish = "length"
-        token_text = tok.decode([choice.token_id], skip_special_tokens=False)
+        # The token's own text only serves logprobs: skip two decodes per token when none were asked.
+        token_text = tok.decode([choice.token_id], skip_special_tokens=False) if req.params.logprobs else ""
         top = [(tok.decode([i], skip_special_tokens=False), lp) for i, lp in choice.top]
         if finish is not None:
             req.finished = True
-        req.send(
-            TokenEvent(
-                token_id=choice.token_id,
-                text=text,
-                token=token_text,
-                logprob=choice.logprob,
-                top_logprobs=top,
-                finish_reason=finish,
-                eos=eos,
-                prompt_tokens=len(req.prompt_ids),
-                completion_tokens=req.generated,
+        self._outbox.append(
+            (
+                req,
+                TokenEvent(
+                    token_id=choice.token_id,
+                    text=text,
+                    token=token_text,
+                    logprob=choice.logprob,
+                    top_logprobs=top,
+                    finish_reason=finish,
+                    eos=eos,
+                    prompt_tokens=len(req.prompt_ids),
+                    completion_tokens=req.generated,
+                ),
             )
         )
+
+    def _flush(self) -> None:
+        outbox, self._outbox = self._outbox, []
+        _send_all(outbox)
 
     def _drop_done(self) -> None:
         keep = [i for i, r in enumerate(self._running) if not (r.finished or r.cancelled)]

@@ -1,8 +1,8 @@
 """The running batch's KV cache: one left-padded ``DynamicCache`` that rows join and leave.
 
-Iteration-level batching: a request is prefilled on its own, then its cache is merged
-into the running batch (both sides left-padded to the same length) and it decodes
-with the others from the next step on. Finished or cancelled rows are dropped with
+Iteration-level batching: newly admitted requests are prefilled together (left-padded),
+then their cache is merged into the running batch (both sides left-padded to the same
+length) and they decode with the others from the next step on. Finished or cancelled rows are dropped with
 ``keep``; columns that became padding for every row are trimmed, so a long request
 that left does not keep costing attention over its old length.
 """
@@ -37,13 +37,12 @@ class BatchCache:
     def size(self) -> int:
         return 0 if self.mask is None else self.mask.shape[0]
 
-    def add(self, cache: DynamicCache, length: int) -> None:
-        """Append one prefilled request (its cache holds ``length`` real tokens) as the last row."""
-        row_mask = torch.ones((1, length), dtype=torch.long, device=_layers(cache)[0][0].device)
+    def add(self, cache: DynamicCache, mask: torch.Tensor) -> None:
+        """Append prefilled rows (``cache`` with its [rows, seq] ``mask``) after the running rows."""
         if self.cache is None or self.mask is None:
-            self.cache, self.mask = cache, row_mask
+            self.cache, self.mask = cache, mask
             return
-        width = max(self.mask.shape[1], length)
+        width = max(self.mask.shape[1], mask.shape[1])
         merged = [
             (
                 torch.cat([_left_pad(k, width), _left_pad(nk, width)], dim=0),
@@ -52,7 +51,7 @@ class BatchCache:
             for (k, v), (nk, nv) in zip(_layers(self.cache), _layers(cache), strict=True)
         ]
         pad = lambda m: torch.cat([m.new_zeros((m.shape[0], width - m.shape[1])), m], dim=1)  # noqa: E731
-        self.mask = torch.cat([pad(self.mask), pad(row_mask)], dim=0)
+        self.mask = torch.cat([pad(self.mask), pad(mask)], dim=0)
         self.cache = DynamicCache(ddp_cache_data=merged)
 
     def keep(self, rows: list[int]) -> None:
