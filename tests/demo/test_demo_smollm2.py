@@ -99,6 +99,8 @@ def test_smollm2_demo_serves_logs_and_trains_an_adapter(tmp_path: Path) -> None:
         rate_per_s=1.5,
         concurrency=4,
         window_s=20.0,
+        # A smoke run: a few held-out prompts, asked of the base before and of the student after.
+        probe_per_task=4,
         # Wait for the distiller's first version rather than guess how long 2 busy cores take.
         wait_for_versions=1,
         max_wait_s=900.0,
@@ -110,6 +112,9 @@ def test_smollm2_demo_serves_logs_and_trains_an_adapter(tmp_path: Path) -> None:
     assert summary.teacher_share_first >= 0.9, "cold start sends everything to the teacher"
     # The teacher's R1-style answers pass the families' own graders.
     assert summary.teacher_only_quality == 1.0
+    [probe] = summary.heldout
+    assert probe.task == "field_extraction" and probe.grader == "json" and probe.n == 4, probe
+    assert "## Held-out accuracy of the student" in (out / "report.md").read_text()
     outcomes = [json.loads(line) for line in (out / "outcomes.jsonl").read_text().splitlines()]
     assert {o["task"] for o in outcomes} == set(language.FAMILIES)
     assert {o["grader"] for o in outcomes} == {"final_answer", "json"}
