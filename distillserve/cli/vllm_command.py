@@ -12,9 +12,16 @@ import typer
 
 from distillserve.cli.app import app
 from distillserve.config import ConfigError, VLLMBackendConfig, load_settings
+from distillserve.config.backends import BackendBase
 
 if TYPE_CHECKING:  # the launcher imports lazily: the CLI starts fast
     from distillserve.launchers.vllm_process import VLLMProcess
+
+
+def default_served_name(student: BackendBase) -> str:
+    """The name the gateway sends for the bare student (``student.upstream_model``, else its name):
+    vLLM serving the base under any other name answers every un-adapted request with a 404."""
+    return student.served_model
 
 
 @app.command("vllm-serve")
@@ -30,7 +37,10 @@ def vllm_serve(
     port: Annotated[int, typer.Option(help="Port.")] = 8001,
     served_name: Annotated[
         str | None,
-        typer.Option(help="Name vLLM serves the base under (default: student.upstream_model, else 'base')."),
+        typer.Option(
+            help="Name vLLM serves the base under (default: the name the gateway sends: "
+            "student.upstream_model, else student.name)."
+        ),
     ] = None,
     log_file: Annotated[
         Path | None, typer.Option(help="Write vLLM's output here instead of the terminal.")
@@ -64,7 +74,7 @@ def vllm_serve(
         )
     except ValueError as exc:
         raise typer.BadParameter(f"student.vllm_args: {exc}", param_hint="--config") from None
-    name = served_name or student.upstream_model or "base"
+    name = served_name or default_served_name(student)
     engine = VLLMProcess(model_dir, port=port, host=host, served_name=name, args=args, log_path=log_file)
     _serve_until_stopped(engine, name, ready_timeout)
 

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from distillserve.backends.testbed_teacher import TestbedTeacher as Oracle
+from distillserve.cli.vllm_command import default_served_name
 from distillserve.config import load_settings
 from distillserve.demo.run import DemoOptions, mix_for, run_demo
 from distillserve.demo.stack import demo_config
@@ -76,6 +77,8 @@ def test_the_demo_config_of_a_real_student_loads_and_names_its_model(tmp_path: P
     assert rules == {f.task: f.grader for f in language.FAMILIES.values()}
     # Learned without the trace (bench/RESULTS.md, "LoRA probe"): room for the bare answer.
     assert not settings.distiller.kd.learn_reasoning and settings.distiller.eval.max_new_tokens >= 64
+    # vllm-serve serves the bare model under the name the gateway sends (it once said "base": 404s).
+    assert default_served_name(settings.student) == settings.student.served_model == "student"
     if student == "vllm":  # vLLM's threads on core 0, training elsewhere (or alongside on one core)
         from distillserve.backends.vllm_engine_args import VLLMEngineArgs
         from distillserve.launchers.vllm_process import vllm_env
