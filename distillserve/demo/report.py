@@ -252,11 +252,12 @@ def _heldout_markdown(results: list[HeldoutResult]) -> list[str]:
         "name, under a key whose traffic is never logged) before the traffic, when it was the base "
         "model, and again at the end.",
         "",
-        "| task | grader | n | before (base) | after | served after by |",
-        "|---|---|---|---|---|---|",
+        "| task | grader | n | before (base) | after | served after by | failed requests |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
-            f"| {r.task} | {r.grader} | {r.n} | {_pct(r.before)} | {_pct(r.after)} | {r.after_model} |"
+            f"| {r.task} | {r.grader} | {r.n} | {_pct(r.before)} | {_pct(r.after)} | {r.after_model} "
+            f"| {r.failed} |"
         )
     return lines

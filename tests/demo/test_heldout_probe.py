@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-import pytest
 import yaml
 
 from distillserve.config import load_settings
@@ -45,12 +44,13 @@ def test_compare_counts_per_task_and_drops_what_the_traffic_sent() -> None:
     ]
 
 
-def test_a_failed_probe_request_is_an_error_not_a_wrong_answer() -> None:
+def test_a_failed_probe_request_is_counted_failed_and_wrong() -> None:
     items = draw_probe(("reverse",), 2, seed=0)
     before = [_outcome(i, False) for i in items]
-    after = [_outcome(items[0], True), _outcome(items[1], False, error="503 overloaded")]
-    with pytest.raises(RuntimeError, match="1 held-out probe requests failed: 503 overloaded"):
-        compare(items, before, after, [])
+    after = [_outcome(items[0], True, "student@v1"), _outcome(items[1], False, "", error="404 no such model")]
+    [result] = compare(items, before, after, [])
+    assert (result.n, result.before, result.after, result.failed) == (2, 0.0, 0.5, 1)
+    assert result.after_model == "student@v1"
 
 
 def test_the_report_shows_before_and_after(tmp_path: Path) -> None:
@@ -62,7 +62,7 @@ def test_the_report_shows_before_and_after(tmp_path: Path) -> None:
     summary = write_report(tmp_path, outcomes, 1.0, [], heldout=[result])
     assert summary.heldout == [result]
     report = (tmp_path / "report.md").read_text()
-    assert "| field_extraction | json | 24 | 4.2% | 87.5% | student@v1 |" in report
+    assert "| field_extraction | json | 24 | 4.2% | 87.5% | student@v1 | 0 |" in report
 
 
 def test_the_probe_key_is_never_logged_and_the_traffic_key_is(tmp_path: Path) -> None:
