@@ -38,8 +38,9 @@ class Outcome:
     ttft_s: float
     error: str | None = None
     prompt: str = ""
-    answer: str = ""
+    answer: str = ""  # the reference
     grader: str = "exact"
+    text: str = ""  # what was served: a wrong answer can be read in outcomes.jsonl
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,7 @@ async def one_request(
         prompt,
         answer,
         item.grader,
+        text,
     )
 
 
