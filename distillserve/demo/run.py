@@ -156,9 +156,7 @@ async def _run(opts: DemoOptions, view: LiveView) -> tuple[Summary, list[int]]:
     view.set_status("starting broker, teacher, gateway, distiller")
     with demo_stack(opts.out, student=opts.student, config_overrides=opts.config_overrides) as (stack, ep):
         pids = stack.pids()
-        client = openai.AsyncOpenAI(base_url=ep.gateway, api_key=ep.app_key, max_retries=0, timeout=120)
-        # The demo's own measurements: a key whose traffic is never logged for distillation.
-        evaluator = openai.AsyncOpenAI(base_url=ep.gateway, api_key=ep.eval_key, max_retries=0, timeout=300)
+        client, evaluator = _clients(ep)
         probe = draw_probe(mix.learnable, opts.probe_per_task, opts.seed)
         view.set_status(f"held-out probe: {len(probe)} prompts to the base student")
         before = await ask_student(evaluator, probe, STUDENT_NAME, mix.max_tokens)
@@ -195,21 +193,9 @@ async def _run(opts: DemoOptions, view: LiveView) -> tuple[Summary, list[int]]:
             await asyncio.gather(watch, ender, return_exceptions=True)
             await client.close()
             await evaluator.close()
-        async with httpx.AsyncClient(timeout=5) as http:
-            for e in await watcher.poll(http):
-                view.event(e)
+        await _last_events(watcher, view)
     heldout: list[HeldoutResult] = compare(probe, before, after, outcomes)
-    notes = [
-        f"student: {opts.student}; traffic {rate}/s for {opts.duration_s:.0f} s, mix "
-        + ", ".join(f"{t} {w:.0%}" for t, w in mix.weights.items()),
-        f"client concurrency {concurrency}: an arrival is not sent while {concurrency} requests "
-        f"are in flight and {concurrency} wait",
-    ]
-    if opts.student == "embedded":
-        notes.append(
-            "tasks the student must learn by distillation: "
-            + ", ".join(n for n, t in TASKS.items() if t.difficulty == "learnable")
-        )
+    notes = _notes(opts, mix, rate, concurrency)
     summary = write_report(
         opts.out,
         outcomes,
@@ -222,6 +208,35 @@ async def _run(opts: DemoOptions, view: LiveView) -> tuple[Summary, list[int]]:
         not_sent=traffic.not_sent,
     )
     return summary, pids
+
+
+async def _last_events(watcher: AdapterWatcher, view: LiveView) -> None:
+    async with httpx.AsyncClient(timeout=5) as http:
+        for e in await watcher.poll(http):
+            view.event(e)
+
+
+def _clients(ep: Endpoints) -> tuple[openai.AsyncOpenAI, openai.AsyncOpenAI]:
+    """The application's client, and the demo's own (a key whose traffic is never logged)."""
+    return (
+        openai.AsyncOpenAI(base_url=ep.gateway, api_key=ep.app_key, max_retries=0, timeout=120),
+        openai.AsyncOpenAI(base_url=ep.gateway, api_key=ep.eval_key, max_retries=0, timeout=300),
+    )
+
+
+def _notes(opts: DemoOptions, mix: TrafficMix, rate: float, concurrency: int) -> list[str]:
+    notes = [
+        f"student: {opts.student}; traffic {rate}/s for {opts.duration_s:.0f} s, mix "
+        + ", ".join(f"{t} {w:.0%}" for t, w in mix.weights.items()),
+        f"client concurrency {concurrency}: an arrival is not sent while {concurrency} requests "
+        f"are in flight and {concurrency} wait",
+    ]
+    if opts.student == "embedded":
+        notes.append(
+            "tasks the student must learn by distillation: "
+            + ", ".join(n for n, t in TASKS.items() if t.difficulty == "learnable")
+        )
+    return notes
 
 
 def run_demo(opts: DemoOptions) -> tuple[Summary, list[int]]:
