@@ -10,13 +10,10 @@ too are dropped from both sides.
 
 from __future__ import annotations
 
-import asyncio
 import random
 from dataclasses import dataclass
 
-import openai
-
-from distillserve.demo.traffic import Outcome, TrafficItem, draw_item, one_request
+from distillserve.demo.traffic import Outcome, TrafficItem, draw_item
 
 # Far from any traffic seed, so the probe's prompts are not the traffic's.
 _PROBE_SEED_OFFSET = 1_000_003
@@ -36,19 +33,6 @@ class HeldoutResult:
 def draw_probe(tasks: tuple[str, ...], per_task: int, seed: int) -> list[TrafficItem]:
     rng = random.Random(seed + _PROBE_SEED_OFFSET)
     return [draw_item(task, rng) for task in tasks for _ in range(per_task)]
-
-
-async def ask_student(
-    client: openai.AsyncOpenAI, items: list[TrafficItem], model: str, max_tokens: int, concurrency: int = 8
-) -> list[Outcome]:
-    """Each item once, pinned to ``model``; greedy, as the traffic is."""
-    sem = asyncio.Semaphore(concurrency)
-
-    async def one(item: TrafficItem) -> Outcome:
-        async with sem:
-            return await one_request(client, item, 0.0, model=model, max_tokens=max_tokens)
-
-    return list(await asyncio.gather(*(one(i) for i in items)))
 
 
 def compare(

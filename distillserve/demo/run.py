@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import openai
 
-from distillserve.demo.heldout_probe import HeldoutResult, ask_student, compare, draw_probe
+from distillserve.demo.heldout_probe import HeldoutResult, compare, draw_probe
 from distillserve.demo.live_view import LiveView
 from distillserve.demo.report import AdapterEvent, Summary, write_report
 from distillserve.demo.report_cost import fetch_spend
@@ -30,8 +30,8 @@ from distillserve.demo.traffic import (
     Outcome,
     TrafficItem,
     TrafficMix,
+    ask_each,
     drive,
-    one_request,
 )
 from distillserve.testbed.tasks import TASKS
 
@@ -137,15 +137,8 @@ def mix_for(student: str) -> TrafficMix:
 
 async def teacher_only(client: openai.AsyncOpenAI, outcomes: list[Outcome], max_tokens: int = 32) -> float:
     """Quality of the teacher alone on exactly the prompts the router served."""
-    sem = asyncio.Semaphore(8)
-
-    async def one(o: Outcome) -> bool:
-        async with sem:
-            r = await one_request(client, TrafficItem.of(o), 0.0, model="teacher", max_tokens=max_tokens)
-        return r.correct
-
-    results = await asyncio.gather(*(one(o) for o in outcomes))
-    return sum(results) / len(results) if results else float("nan")
+    results = await ask_each(client, [TrafficItem.of(o) for o in outcomes], "teacher", max_tokens)
+    return sum(r.correct for r in results) / len(results) if results else float("nan")
 
 
 async def _run(opts: DemoOptions, view: LiveView) -> tuple[Summary, list[int]]:
@@ -159,7 +152,7 @@ async def _run(opts: DemoOptions, view: LiveView) -> tuple[Summary, list[int]]:
         client, evaluator = _clients(ep)
         probe = draw_probe(mix.learnable, opts.probe_per_task, opts.seed)
         view.set_status(f"held-out probe: {len(probe)} prompts to the base student")
-        before = await ask_student(evaluator, probe, STUDENT_NAME, mix.max_tokens)
+        before = await ask_each(evaluator, probe, STUDENT_NAME, mix.max_tokens)
         started = time.perf_counter()
         view.started = started
         watcher = AdapterWatcher(ep, started)
@@ -184,7 +177,7 @@ async def _run(opts: DemoOptions, view: LiveView) -> tuple[Summary, list[int]]:
             # Before the demo's own requests below: they are no client traffic.
             spend = await fetch_spend(ep.gateway, exclude_tenants=(EVAL_TENANT,))
             view.set_status(f"held-out probe: the same {len(probe)} prompts to the student now")
-            after = await ask_student(evaluator, probe, STUDENT_NAME, mix.max_tokens)
+            after = await ask_each(evaluator, probe, STUDENT_NAME, mix.max_tokens)
             view.set_status("teacher-only baseline on the same prompts")
             baseline = await teacher_only(evaluator, outcomes, mix.max_tokens)
         finally:

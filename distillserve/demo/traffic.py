@@ -171,6 +171,20 @@ async def one_request(
     )
 
 
+async def ask_each(
+    client: openai.AsyncOpenAI, items: list[TrafficItem], model: str, max_tokens: int, concurrency: int = 8
+) -> list[Outcome]:
+    """Each item once, pinned to ``model`` (no router), at most ``concurrency`` at a time; greedy,
+    as the traffic is. The demo's own measurements: the held-out probe and the teacher-only baseline."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(item: TrafficItem) -> Outcome:
+        async with sem:
+            return await one_request(client, item, 0.0, model=model, max_tokens=max_tokens)
+
+    return list(await asyncio.gather(*(one(i) for i in items)))
+
+
 @dataclass
 class Traffic:
     outcomes: list[Outcome]
