@@ -60,6 +60,14 @@ class DemoOptions:
     # Deep-merged over the generated stack config (e.g. a faster distiller trigger for tests).
     config_overrides: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def workload(self) -> TrafficMix:
+        return self.mix or mix_for(self.student)
+
+    @property
+    def window(self) -> float:
+        return self.window_s or self.workload.window_s
+
 
 class AdapterWatcher:
     """Polls the gateway's admin API and turns registry changes into report events."""
@@ -144,7 +152,7 @@ async def teacher_only(client: openai.AsyncOpenAI, outcomes: list[Outcome], max_
 async def _run(opts: DemoOptions, view: LiveView) -> tuple[Summary, list[int]]:
     opts.out = opts.out.resolve()  # children run in the repo root
     opts.out.mkdir(parents=True, exist_ok=True)
-    mix = opts.mix or mix_for(opts.student)
+    mix = opts.workload
     rate, concurrency = opts.rate_per_s or mix.rate_per_s, opts.concurrency or mix.concurrency
     view.set_status("starting broker, teacher, gateway, distiller")
     with demo_stack(opts.out, student=opts.student, config_overrides=opts.config_overrides) as (stack, ep):
@@ -194,7 +202,7 @@ async def _run(opts: DemoOptions, view: LiveView) -> tuple[Summary, list[int]]:
         outcomes,
         baseline,
         watcher.events,
-        window_s=opts.window_s or mix.window_s,
+        window_s=opts.window,
         notes=notes,
         spend=spend,
         heldout=heldout,
@@ -244,8 +252,7 @@ def run_demo(opts: DemoOptions) -> tuple[Summary, list[int]]:
 
     previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        window = opts.window_s or (opts.mix or mix_for(opts.student)).window_s
-        with LiveView(opts.duration_s, window) as view:
+        with LiveView(opts.duration_s, opts.window) as view:
             return asyncio.run(_run(opts, view))
     finally:
         for s, handler in previous.items():

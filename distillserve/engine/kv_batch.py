@@ -2,9 +2,9 @@
 
 Iteration-level batching: newly admitted requests are prefilled together (left-padded),
 then their cache is merged into the running batch (both sides left-padded to the same
-length) and they decode with the others from the next step on. Finished or cancelled rows are dropped with
-``keep``; columns that became padding for every row are trimmed, so a long request
-that left does not keep costing attention over its old length.
+length) and they decode with the others from the next step on. Finished or cancelled
+rows are dropped with ``keep``; columns that became padding for every row are trimmed,
+so a long request that left does not keep costing attention over its old length.
 """
 
 from __future__ import annotations
