@@ -30,8 +30,9 @@ class ModelPrice(StrictModel):
     cached_input_per_million: NonNegativeFloat | None = None
     output_per_million: NonNegativeFloat
 
-    def cost_usd(self, prompt_tokens: int, cached_tokens: int, completion_tokens: int) -> float:
-        """``cached_tokens`` are part of ``prompt_tokens`` (as OpenAI and DeepSeek count them)."""
+    def cost_usd(self, prompt_tokens: int, cached_tokens: int, completion_tokens: float) -> float:
+        """``cached_tokens`` are part of ``prompt_tokens`` (as OpenAI and DeepSeek count them); an
+        estimate (the savings' expected teacher length) may count completion tokens in fractions."""
         cached = min(max(cached_tokens, 0), prompt_tokens)
         cached_rate = (
             self.input_per_million if self.cached_input_per_million is None else self.cached_input_per_million

@@ -215,3 +215,31 @@ async def test_relabel_calls_are_priced_at_the_students_price(
     got = sample(fresh_metrics, "distillserve_spend_usd_total", route="student", tenant="", purpose="relabel")
     assert expected > 0 and got == pytest.approx(expected, rel=1e-9)
     assert sample(fresh_metrics, "distillserve_savings_usd_total", tenant="") == 0  # not a served request
+
+
+def test_savings_price_the_teachers_measured_length_once_shadows_measured_it(
+    fresh_metrics: CollectorRegistry,
+) -> None:
+    """A reasoning teacher bills its trace: DeepSeek's deepseek-reasoner stream fixture counts 40
+    completion tokens (reasoning included) where a student answers in 5. Savings price the
+    teacher's mean shadow completion once 8 shadow answers exist; before, the student's count."""
+    book = ledger()
+    reasoner = usage_of("deepseek/reasoner-stream.sse")
+    student = {"prompt_tokens": 21, "completion_tokens": 5}
+    book.spend("student", "serve", student, "acme")
+    first = (21 * 3.0 + 5 * 12.0) / 1e6  # no shadow answer yet: the student's own length
+    assert sample(fresh_metrics, "distillserve_savings_usd_total", tenant="acme") == pytest.approx(first)
+    for _ in range(7):
+        book.spend("teacher", "shadow", reasoner, "acme")
+    assert book.teacher_completion_tokens(5) == 5  # 7 samples: not yet enough to trust
+    book.spend("teacher", "shadow", {**reasoner, "completion_tokens": 80}, "acme")
+    assert book.teacher_completion_tokens(5) == pytest.approx((7 * 40 + 80) / 8)
+    book.spend("student", "serve", student, "acme")
+    second = (21 * 3.0 + 45 * 12.0) / 1e6
+    assert sample(fresh_metrics, "distillserve_savings_usd_total", tenant="acme") == pytest.approx(
+        first + second
+    )
+    # the shadow calls themselves are learning spend on the teacher, at its full price
+    assert sample(
+        fresh_metrics, "distillserve_spend_usd_total", route="teacher", tenant="acme", purpose="shadow"
+    ) == pytest.approx((7 * (21 * 3.0 + 40 * 12.0) + (21 * 3.0 + 80 * 12.0)) / 1e6)
