@@ -120,7 +120,10 @@ def trl_sft(base: Path, examples: list[Any], cfg: DistillerConfig, work: Path) -
         data_seed=cfg.seed,
         report_to="none",
         save_strategy="no",
-        logging_strategy="no",
+        # Every step's loss, so the final loss is the last step's as on the other sides:
+        # ``TrainOutput.training_loss`` is the mean over the whole run (its early steps included).
+        logging_strategy="steps",
+        logging_steps=1,
         use_cpu=device == "cpu",
         dataloader_pin_memory=device != "cpu",
         disable_tqdm=True,
@@ -138,7 +141,8 @@ def trl_sft(base: Path, examples: list[Any], cfg: DistillerConfig, work: Path) -
     return {
         "tokens": tokens,
         "seconds": time.perf_counter() - start,
-        "final_loss": float(result.training_loss),
+        "final_loss": [h["loss"] for h in trainer.state.log_history if "loss" in h][-1],
+        "mean_loss": float(result.training_loss),
     }
 
 
