@@ -181,6 +181,17 @@ def _router(m: _Maker) -> dict[str, Any]:
             ["scorer", "reason"],
         ),
         ROUTER_THRESHOLD=m.gauge("distillserve_router_threshold", "Current routing threshold."),
+        ROUTER_RELABEL_FAILURES=m.counter(
+            "distillserve_router_relabel_failures_total",
+            "Recent conversations the student failed to re-answer for a router re-fit (timeout, "
+            "error): left out of that fit and asked again at the next.",
+            ["reason"],
+        ),
+        ROUTER_REFITS=m.counter(
+            "distillserve_router_refits_total",
+            "Router re-fits to the live student, by outcome (failed: kept the old classifier).",
+            ["outcome"],
+        ),
         ROUTER_SCORER_DURATION=m.histogram(
             "distillserve_router_decision_seconds",
             "Time to score one request.",
@@ -526,6 +537,8 @@ class Metrics:
     ROUTER_DIFFICULTY: Histogram
     ROUTER_SCORER_FALLBACKS: Counter
     ROUTER_THRESHOLD: Gauge
+    ROUTER_RELABEL_FAILURES: Counter
+    ROUTER_REFITS: Counter
     ROUTER_SCORER_DURATION: Histogram
     CASCADE_ESCALATIONS: Counter
     UNSUPPORTED_FEATURE_REQUESTS: Counter
@@ -616,6 +629,8 @@ ROUTE_DECISIONS = DEFAULT.ROUTE_DECISIONS
 ROUTER_DIFFICULTY = DEFAULT.ROUTER_DIFFICULTY
 ROUTER_SCORER_FALLBACKS = DEFAULT.ROUTER_SCORER_FALLBACKS
 ROUTER_THRESHOLD = DEFAULT.ROUTER_THRESHOLD
+ROUTER_RELABEL_FAILURES = DEFAULT.ROUTER_RELABEL_FAILURES
+ROUTER_REFITS = DEFAULT.ROUTER_REFITS
 ROUTER_SCORER_DURATION = DEFAULT.ROUTER_SCORER_DURATION
 CASCADE_ESCALATIONS = DEFAULT.CASCADE_ESCALATIONS
 UNSUPPORTED_FEATURE_REQUESTS = DEFAULT.UNSUPPORTED_FEATURE_REQUESTS

@@ -18,6 +18,7 @@ import logging
 
 from distillserve.adapters.student_target import StudentTarget
 from distillserve.background_task import BackgroundTask
+from distillserve.monitoring import metrics
 from distillserve.protocol.backend import Backend
 from distillserve.router.published_model import PublishedRouterModel
 from distillserve.router.router import Router
@@ -72,6 +73,7 @@ class RouterRefresher:
         report = await self.router.refresh(self.student, adapter=adapter, min_examples=self.min_examples)
         if report is not None:
             self.fits += 1
+            metrics.ROUTER_REFITS.labels(outcome="fitted").inc()
             if self.shared is not None:
                 await self.shared.publish(adapter)
             log.info("router re-fitted for %s on %d recent answers", adapter or "the base student", seen)
@@ -99,6 +101,7 @@ class RouterRefresher:
             try:
                 await self.refresh_once()
             except Exception:  # routing goes on with the old classifier; try again at the next trigger
+                metrics.ROUTER_REFITS.labels(outcome="failed").inc()
                 log.exception("router re-fit failed")
                 self._answers_at_fit = self.router.recent.total
 

@@ -21,9 +21,11 @@ import orjson
 
 from distillserve.grading import GraderSelection, Pair, RequestClass, grade_all
 from distillserve.grading.text import ExactGrader
+from distillserve.monitoring import metrics
 from distillserve.protocol.backend import Backend
+from distillserve.protocol.errors import APIError, BackendTimeout
 from distillserve.router.labelled_example import LabelledExample, label_quality, prompt_of_messages
-from distillserve.router.student_answers import UsageListener, ask_many
+from distillserve.router.student_answers import StudentAnswer, UsageListener, ask_many_settled
 
 log = logging.getLogger(__name__)
 
@@ -94,21 +96,31 @@ async def relabel(
 ) -> list[LabelledExample]:
     """Fresh shadow pairs: the current student's answers to conversations the teacher answered
     (asked only for those ``graded`` does not already hold for ``adapter``), graded by ``graders``
-    (default: exact answer text, the testbed's oracle)."""
+    (default: exact answer text, the testbed's oracle).
+
+    A conversation the student failed to answer (a timeout under load) is left out of this fit,
+    counted in ``distillserve_router_relabel_failures_total``, and asked again at the next one;
+    the others still count. Only when every asked conversation failed does the fit fail."""
     graders = graders or GraderSelection.only(ExactGrader())
     known = graded.known(adapter) if graded is not None else {}
     keys = [GradedAnswers.key(a) for a in answers]
     missing = [i for i, k in enumerate(keys) if k not in known]
-    replies = await ask_many(
+    settled = await ask_many_settled(
         student,
         [answers[i].messages for i in missing],
         model=adapter,
         concurrency=concurrency,
         on_usage=on_usage,
     )
-    prompts = {i: prompt_of_messages(answers[i].messages) for i in missing}
-    pairs = [Pair(prompts[i], answers[i].answer, r.text) for i, r in zip(missing, replies, strict=True)]
-    chosen = [graders.for_request(RequestClass(prompts[i], answers[i].task)) for i in missing]
+    replies = {i: r for i, r in zip(missing, settled, strict=True) if isinstance(r, StudentAnswer)}
+    errors = [r for r in settled if isinstance(r, APIError)]
+    for exc in errors:
+        metrics.ROUTER_RELABEL_FAILURES.labels(reason=_failure_reason(exc)).inc()
+    if errors and not replies:
+        raise errors[0]
+    prompts = {i: prompt_of_messages(answers[i].messages) for i in replies}
+    pairs = [Pair(prompts[i], answers[i].answer, r.text) for i, r in replies.items()]
+    chosen = [graders.for_request(RequestClass(prompts[i], answers[i].task)) for i in replies]
     grades = await grade_all(chosen, pairs)
     fresh = {
         keys[i]: LabelledExample(
@@ -118,12 +130,20 @@ async def relabel(
             student_quality=label_quality(g),
             student_logprobs=r.logprobs,
         )
-        for i, r, g in zip(missing, replies, grades, strict=True)
+        for (i, r), g in zip(replies.items(), grades, strict=True)
     }
-    out = [known.get(k) or fresh[k] for k in keys]
+    labelled = {k: v for k in keys if (v := known.get(k) or fresh.get(k)) is not None}
     if graded is not None:
-        graded.replace(adapter, dict(zip(keys, out, strict=True)))
+        graded.replace(adapter, labelled)
     log.info(
-        "re-asked the student %d of %d recent conversations (%s)", len(missing), len(keys), adapter or "base"
+        "re-asked the student %d of %d recent conversations (%s); %d failed, asked again at the next fit",
+        len(missing),
+        len(keys),
+        adapter or "base",
+        len(errors),
     )
-    return out
+    return list(labelled.values())
+
+
+def _failure_reason(exc: APIError) -> str:
+    return "timeout" if isinstance(exc, BackendTimeout) else "error"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from distillserve.protocol.backend import Backend
+from distillserve.protocol.errors import APIError
 from distillserve.protocol.schema import ChatCompletionRequest
 from distillserve.router.confidence import chunk_logprobs
 
@@ -56,5 +57,28 @@ async def ask_many(
     async def one(messages: list[dict[str, Any]]) -> StudentAnswer:
         async with gate:
             return await ask(backend, messages, model=model, max_tokens=max_tokens, on_usage=on_usage)
+
+    return list(await asyncio.gather(*(one(m) for m in conversations)))
+
+
+async def ask_many_settled(
+    backend: Backend,
+    conversations: Sequence[list[dict[str, Any]]],
+    *,
+    model: str | None = None,
+    max_tokens: int = 64,
+    concurrency: int = 16,
+    on_usage: UsageListener | None = None,
+) -> list[StudentAnswer | APIError]:
+    """Like ``ask_many``, but a conversation the backend failed on (a timeout, a refusal) holds its
+    error instead of failing the others: one slow answer must not waste the batch."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(messages: list[dict[str, Any]]) -> StudentAnswer | APIError:
+        async with gate:
+            try:
+                return await ask(backend, messages, model=model, max_tokens=max_tokens, on_usage=on_usage)
+            except APIError as exc:
+                return exc
 
     return list(await asyncio.gather(*(one(m) for m in conversations)))
