@@ -195,10 +195,11 @@ def language_student_config() -> dict[str, Any]:
             "rules": [{"task": f.task, "grader": f.grader} for f in language.FAMILIES.values()],
         },
         "distiller": {
-            # 144 records: after the golden slice (24) and the held-out fifth, v1 trains on ~48
-            # field_extraction answers, the LoRA probe's 15/16 setting; at 96 it trained on ~30 and
-            # served that family 88.6-89.4% right, too thin for 95% quality (bench/RESULTS.md).
-            "trigger": {"records": 144, "seconds": 180, "min_records": 32},
+            # 120 records: after the golden slice (24) and the held-out fifth, v1 trains on ~38
+            # field_extraction answers. At 96 it trained on ~30 and served that family 88.6-89.4%
+            # right, too thin for 95% quality; at 144 v1 went live only ~600 s in, too late for a
+            # 900 s run's router re-fit on vLLM (bench/RESULTS.md, "SmolLM2 demo").
+            "trigger": {"records": 120, "seconds": 180, "min_records": 32},
             "lora": {"rank": 8, "alpha": 16},
             # LoRA on a pretrained model: the usual 1e-4..1e-3 range, a few epochs over small batches
             # (1e-3, 2 epochs: the LoRA probe's setting, bench/RESULTS.md).
