@@ -13,6 +13,11 @@ Each side measures chat requests (``--concurrency`` in flight, greedy, ``--max-t
 first, then beside a SmolLM2 LoRA training loop (the real model, batch 4 × 64 tokens, one thread),
 and counts the training steps done meanwhile. Prints JSON.
 
+``--lora`` adds two pinned sides that answer through a rank-8 LoRA adapter (the demo's), loaded
+by the admin call the gateway makes: vLLM's CPU build has no LoRA kernels (it falls back to
+PyTorch ops for punica) and pads every adapter to ``--max-lora-rank``, so one side runs the demo's
+default 16, the other 8.
+
     .venv/bin/python bench/vllm_beside_training.py [--requests 24] [--concurrency 4] [--max-tokens 32]
 """
 
@@ -69,7 +74,36 @@ def train_forever(steps_file: Path, cores: list[int] | None) -> None:
         steps_file.write_text(str(steps))
 
 
-async def chat_latencies(url: str, requests: int, concurrency: int, max_tokens: int) -> dict[str, float]:
+def write_adapter(out: Path) -> Path:
+    """A rank-8 LoRA on SmolLM2 (the demo's config), its B matrices nudged off zero so the adapter
+    is not a no-op; what it answers does not matter here, only what serving it costs."""
+    import torch
+
+    from distillserve.config import LoraAdapterConfig
+    from distillserve.distiller.trainer import load_model, with_adapter
+
+    torch.manual_seed(0)
+    model = with_adapter(load_model(ensure_smollm2(), "cpu"), LoraAdapterConfig(rank=8, alpha=16), None)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 1e-3)
+    model.save_pretrained(str(out))
+    return out
+
+
+def load_adapter(url: str, name: str, path: Path) -> None:
+    r = httpx.post(
+        url.removesuffix("/v1") + "/v1/load_lora_adapter",
+        json={"lora_name": name, "lora_path": str(path)},
+        timeout=120,
+    )
+    r.raise_for_status()
+
+
+async def chat_latencies(
+    url: str, requests: int, concurrency: int, max_tokens: int, model: str = "base"
+) -> dict[str, float]:
     gate = asyncio.Semaphore(concurrency)
     tokens = 0
 
@@ -80,7 +114,7 @@ async def chat_latencies(url: str, requests: int, concurrency: int, max_tokens: 
             r = await client.post(
                 f"{url}/chat/completions",
                 json={
-                    "model": "base",
+                    "model": model,
                     "messages": [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}],
                     "max_tokens": max_tokens,
                     "temperature": 0,
@@ -125,21 +159,36 @@ def steps(steps_file: Path) -> int:
 
 
 def side(
-    name: str, bind: str | None, train_cores: list[int] | None, a: argparse.Namespace, tmp: Path
+    name: str,
+    bind: str | None,
+    train_cores: list[int] | None,
+    a: argparse.Namespace,
+    tmp: Path,
+    *,
+    adapter: Path | None = None,
+    max_lora_rank: int = 16,
 ) -> dict[str, Any]:
-    args = VLLMEngineArgs(max_model_len=512, cpu_omp_threads_bind=bind)
+    args = VLLMEngineArgs(max_model_len=512, cpu_omp_threads_bind=bind, max_lora_rank=max_lora_rank)
     engine = VLLMProcess(ensure_smollm2(), port=free_port(), args=args, log_path=tmp / f"vllm-{name}.log")
     engine.start()
     trainer = None
+    model = "base"
     try:
         engine.wait_ready(900)
-        asyncio.run(chat_latencies(engine.url, 4, a.concurrency, a.max_tokens))  # warm-up
-        quiet = asyncio.run(chat_latencies(engine.url, a.requests, a.concurrency, a.max_tokens))
+        if adapter is not None:
+            model = "student@v1"
+            load_adapter(engine.url, model, adapter)
+
+        def measure() -> dict[str, float]:
+            return asyncio.run(chat_latencies(engine.url, a.requests, a.concurrency, a.max_tokens, model))
+
+        asyncio.run(chat_latencies(engine.url, 4, a.concurrency, a.max_tokens, model))  # warm-up
+        quiet = measure()
         steps_file = tmp / f"steps-{name}"
         trainer = start_training(steps_file, train_cores)
         wait_for_steps(steps_file, 2)
         before, t0 = steps(steps_file), time.perf_counter()
-        busy = asyncio.run(chat_latencies(engine.url, a.requests, a.concurrency, a.max_tokens))
+        busy = measure()
         rate = (steps(steps_file) - before) / (time.perf_counter() - t0)
         if trainer.poll() is not None:
             raise RuntimeError("the training side ended early")
@@ -147,8 +196,9 @@ def side(
         if trainer is not None:
             stop_process(trainer)
         engine.stop()
-    return {"vllm_bind": bind or "auto", "train_cores": train_cores or "any", "quiet": quiet,
-            "beside_training": busy, "training_steps_per_s": round(rate, 3)}  # fmt: skip
+    return {"vllm_bind": bind or "auto", "train_cores": train_cores or "any", "model": model,
+            "max_lora_rank": max_lora_rank, "quiet": quiet, "beside_training": busy,
+            "training_steps_per_s": round(rate, 3)}  # fmt: skip
 
 
 def main() -> None:
@@ -156,6 +206,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=24)
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=32)
+    ap.add_argument("--lora", action="store_true", help="also the pinned sides through a LoRA adapter")
+    ap.add_argument("--only-lora", action="store_true", help="the LoRA sides alone")
     ap.add_argument("--train", type=Path, default=None, help=argparse.SUPPRESS)  # internal: the trainer
     ap.add_argument("--cores", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -165,18 +217,30 @@ def main() -> None:
     import tempfile
 
     cores = sorted(os.sched_getaffinity(0))
+    pin, rest = str(cores[0]), cores[1:] or cores
     with tempfile.TemporaryDirectory(prefix="vllm-beside-training-") as tmp:
-        sides = {
-            "auto": side("auto", None, None, a, Path(tmp)),
-            "pinned": side("pinned", str(cores[0]), cores[1:] or cores, a, Path(tmp)),
-        }
-    ratio = {
-        k: round(sides["pinned"]["beside_training"][k] / sides["auto"]["beside_training"][k], 2)
-        for k in ("p50_ms", "tokens_per_s")
-    }
-    print(
-        json.dumps({"cores": len(cores), "sides": sides, "pinned_over_auto_beside_training": ratio}, indent=2)
-    )
+        sides: dict[str, dict[str, Any]] = {}
+        if not a.only_lora:
+            sides["auto"] = side("auto", None, None, a, Path(tmp))
+            sides["pinned"] = side("pinned", pin, rest, a, Path(tmp))
+        if a.lora or a.only_lora:
+            adapter = write_adapter(Path(tmp) / "adapter")
+            for rank in (16, 8):
+                sides[f"pinned_lora_max_rank_{rank}"] = side(
+                    f"lora{rank}", pin, rest, a, Path(tmp), adapter=adapter, max_lora_rank=rank
+                )
+    out: dict[str, Any] = {"cores": len(cores), "sides": sides}
+    for num, den in (
+        ("pinned", "auto"),
+        ("pinned_lora_max_rank_16", "pinned"),
+        ("pinned_lora_max_rank_8", "pinned"),
+    ):
+        if num in sides and den in sides:
+            out[f"{num}_over_{den}_beside_training"] = {
+                k: round(sides[num]["beside_training"][k] / sides[den]["beside_training"][k], 2)
+                for k in ("p50_ms", "tokens_per_s")
+            }
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":
