@@ -14,7 +14,7 @@ from distillserve.backends.testbed_teacher import TestbedTeacher
 from distillserve.grading.text import ExactGrader
 from distillserve.protocol.backend import Backend
 from distillserve.router.labelled_example import LabelledExample
-from distillserve.router.student_answers import ask_many
+from distillserve.router.student_answers import all_answered, ask_many
 from distillserve.testbed.tasks import TASKS, parse_prompt, sample
 
 
@@ -38,10 +38,10 @@ async def build_testbed_set(
     pairs = sample(list(tasks or TASKS), n, seed)
     conversations = [[{"role": "user", "content": p}] for p, _ in pairs]
     teacher = teacher or TestbedTeacher()
-    student_answers = await ask_many(
-        student, conversations, model=adapter, concurrency=concurrency, max_tokens=max_tokens
+    student_answers = all_answered(
+        await ask_many(student, conversations, model=adapter, concurrency=concurrency, max_tokens=max_tokens)
     )
-    teacher_answers = await ask_many(teacher, conversations, concurrency=concurrency)
+    teacher_answers = all_answered(await ask_many(teacher, conversations, concurrency=concurrency))
     out = []
     for (prompt, truth), s, t in zip(pairs, student_answers, teacher_answers, strict=True):
         parsed = parse_prompt(prompt)

@@ -25,7 +25,7 @@ from distillserve.monitoring import metrics
 from distillserve.protocol.backend import Backend
 from distillserve.protocol.errors import APIError, BackendTimeout
 from distillserve.router.labelled_example import LabelledExample, label_quality, prompt_of_messages
-from distillserve.router.student_answers import StudentAnswer, UsageListener, ask_many_settled
+from distillserve.router.student_answers import StudentAnswer, UsageListener, ask_many
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ async def relabel(
     known = graded.known(adapter) if graded is not None else {}
     keys = [GradedAnswers.key(a) for a in answers]
     missing = [i for i, k in enumerate(keys) if k not in known]
-    settled = await ask_many_settled(
+    settled = await ask_many(
         student,
         [answers[i].messages for i in missing],
         model=adapter,

@@ -50,28 +50,10 @@ async def ask_many(
     max_tokens: int = 64,
     concurrency: int = 16,
     on_usage: UsageListener | None = None,
-) -> list[StudentAnswer]:
-    """Answers in input order; ``concurrency`` requests in flight lets a batching engine batch them."""
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(messages: list[dict[str, Any]]) -> StudentAnswer:
-        async with gate:
-            return await ask(backend, messages, model=model, max_tokens=max_tokens, on_usage=on_usage)
-
-    return list(await asyncio.gather(*(one(m) for m in conversations)))
-
-
-async def ask_many_settled(
-    backend: Backend,
-    conversations: Sequence[list[dict[str, Any]]],
-    *,
-    model: str | None = None,
-    max_tokens: int = 64,
-    concurrency: int = 16,
-    on_usage: UsageListener | None = None,
 ) -> list[StudentAnswer | APIError]:
-    """Like ``ask_many``, but a conversation the backend failed on (a timeout, a refusal) holds its
-    error instead of failing the others: one slow answer must not waste the batch."""
+    """Answers in input order; ``concurrency`` requests in flight lets a batching engine batch them.
+    A conversation the backend failed on (a timeout, a refusal) holds its error instead of failing
+    the others: one slow answer must not waste the batch (``all_answered`` when it must)."""
     gate = asyncio.Semaphore(concurrency)
 
     async def one(messages: list[dict[str, Any]]) -> StudentAnswer | APIError:
@@ -82,3 +64,11 @@ async def ask_many_settled(
                 return exc
 
     return list(await asyncio.gather(*(one(m) for m in conversations)))
+
+
+def all_answered(settled: Sequence[StudentAnswer | APIError]) -> list[StudentAnswer]:
+    """Every answer of ``ask_many``, or its first error raised."""
+    for a in settled:
+        if isinstance(a, APIError):
+            raise a
+    return [a for a in settled if isinstance(a, StudentAnswer)]
