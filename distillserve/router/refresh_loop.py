@@ -70,7 +70,11 @@ class RouterRefresher:
     async def refresh_once(self) -> None:
         adapter = self.target.live
         seen = self.router.recent.total
-        report = await self.router.refresh(self.student, adapter=adapter, min_examples=self.min_examples)
+        try:
+            report = await self.router.refresh(self.student, adapter=adapter, min_examples=self.min_examples)
+        except Exception:  # the caller logs it; counted here beside the fits
+            metrics.ROUTER_REFITS.labels(outcome="failed").inc()
+            raise
         if report is not None:
             self.fits += 1
             metrics.ROUTER_REFITS.labels(outcome="fitted").inc()
@@ -101,7 +105,6 @@ class RouterRefresher:
             try:
                 await self.refresh_once()
             except Exception:  # routing goes on with the old classifier; try again at the next trigger
-                metrics.ROUTER_REFITS.labels(outcome="failed").inc()
                 log.exception("router re-fit failed")
                 self._answers_at_fit = self.router.recent.total
 

@@ -142,7 +142,9 @@ async def relabel(
         adapter or "base",
         len(errors),
     )
-    return list(labelled.values())
+    return [
+        labelled[k] for k in keys if k in labelled
+    ]  # a conversation twice in the window counts twice, as before
 
 
 def _failure_reason(exc: APIError) -> str:

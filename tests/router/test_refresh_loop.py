@@ -153,4 +153,5 @@ async def test_a_refit_with_every_answer_failed_keeps_the_old_classifier(
         await refresher.refresh_once()
     assert refresher.fits == 0
     assert metric(fresh_metrics, "distillserve_router_relabel_failures_total", reason="timeout") == 30
+    assert metric(fresh_metrics, "distillserve_router_refits_total", outcome="failed") == 1
     assert (await router.decide("copy: hello")).scorer == "cold_start"
