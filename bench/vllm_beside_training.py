@@ -16,7 +16,8 @@ and counts the training steps done meanwhile. Prints JSON.
 ``--lora`` adds two pinned sides that answer through a rank-8 LoRA adapter (the demo's), loaded
 by the admin call the gateway makes: vLLM's CPU build has no LoRA kernels (it falls back to
 PyTorch ops for punica) and pads every adapter to ``--max-lora-rank``, so one side runs the demo's
-default 16, the other 8.
+default 16, the other 8 (``--lora-side RANK:DTYPE`` picks others, e.g. ``8:float32``: the
+fallback's ops in float32 rather than bfloat16).
 
     .venv/bin/python bench/vllm_beside_training.py [--requests 24] [--concurrency 4] [--max-tokens 32]
 """
@@ -167,8 +168,11 @@ def side(
     *,
     adapter: Path | None = None,
     max_lora_rank: int = 16,
+    dtype: str = "auto",
 ) -> dict[str, Any]:
-    args = VLLMEngineArgs(max_model_len=512, cpu_omp_threads_bind=bind, max_lora_rank=max_lora_rank)
+    args = VLLMEngineArgs(
+        max_model_len=512, cpu_omp_threads_bind=bind, max_lora_rank=max_lora_rank, dtype=dtype
+    )
     engine = VLLMProcess(ensure_smollm2(), port=free_port(), args=args, log_path=tmp / f"vllm-{name}.log")
     engine.start()
     trainer = None
@@ -197,7 +201,7 @@ def side(
             stop_process(trainer)
         engine.stop()
     return {"vllm_bind": bind or "auto", "train_cores": train_cores or "any", "model": model,
-            "max_lora_rank": max_lora_rank, "quiet": quiet, "beside_training": busy,
+            "max_lora_rank": max_lora_rank, "dtype": dtype, "quiet": quiet, "beside_training": busy,
             "training_steps_per_s": round(rate, 3)}  # fmt: skip
 
 
@@ -208,6 +212,13 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--lora", action="store_true", help="also the pinned sides through a LoRA adapter")
     ap.add_argument("--only-lora", action="store_true", help="the LoRA sides alone")
+    ap.add_argument(
+        "--lora-side",
+        action="append",
+        default=None,
+        metavar="RANK:DTYPE",
+        help="a LoRA side's --max-lora-rank and --dtype (repeatable; default 16:auto and 8:auto)",
+    )
     ap.add_argument("--train", type=Path, default=None, help=argparse.SUPPRESS)  # internal: the trainer
     ap.add_argument("--cores", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -225,16 +236,16 @@ def main() -> None:
             sides["pinned"] = side("pinned", pin, rest, a, Path(tmp))
         if a.lora or a.only_lora:
             adapter = write_adapter(Path(tmp) / "adapter")
-            for rank in (16, 8):
-                sides[f"pinned_lora_max_rank_{rank}"] = side(
-                    f"lora{rank}", pin, rest, a, Path(tmp), adapter=adapter, max_lora_rank=rank
+            for spec in a.lora_side or ["16:auto", "8:auto"]:
+                rank, dtype = spec.split(":")
+                name = f"pinned_lora_max_rank_{rank}" + ("" if dtype == "auto" else f"_{dtype}")
+                sides[name] = side(
+                    name, pin, rest, a, Path(tmp), adapter=adapter, max_lora_rank=int(rank), dtype=dtype
                 )
     out: dict[str, Any] = {"cores": len(cores), "sides": sides}
-    for num, den in (
-        ("pinned", "auto"),
-        ("pinned_lora_max_rank_16", "pinned"),
-        ("pinned_lora_max_rank_8", "pinned"),
-    ):
+    pairs = [("pinned", "auto")] + [(n, "pinned") for n in sides if n.startswith("pinned_lora")]
+    pairs += [(n, "pinned_lora_max_rank_16") for n in sides if n.startswith("pinned_lora_max_rank_8")]
+    for num, den in pairs:
         if num in sides and den in sides:
             out[f"{num}_over_{den}_beside_training"] = {
                 k: round(sides[num]["beside_training"][k] / sides[den]["beside_training"][k], 2)

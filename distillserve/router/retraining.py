@@ -113,11 +113,7 @@ async def relabel(
         on_usage=on_usage,
     )
     replies = {i: r for i, r in zip(missing, settled, strict=True) if isinstance(r, StudentAnswer)}
-    errors = [r for r in settled if isinstance(r, APIError)]
-    for exc in errors:
-        metrics.ROUTER_RELABEL_FAILURES.labels(reason=_failure_reason(exc)).inc()
-    if errors and not replies:
-        raise errors[0]
+    errors = _count_failures(settled, answered=len(replies))
     prompts = {i: prompt_of_messages(answers[i].messages) for i in replies}
     pairs = [Pair(prompts[i], answers[i].answer, r.text) for i, r in replies.items()]
     chosen = [graders.for_request(RequestClass(prompts[i], answers[i].task)) for i in replies]
@@ -145,6 +141,16 @@ async def relabel(
     return [
         labelled[k] for k in keys if k in labelled
     ]  # a conversation twice in the window counts twice, as before
+
+
+def _count_failures(settled: Sequence[StudentAnswer | APIError], *, answered: int) -> list[APIError]:
+    """The failed asks, each counted by reason; raises the first when none was answered."""
+    errors = [r for r in settled if isinstance(r, APIError)]
+    for exc in errors:
+        metrics.ROUTER_RELABEL_FAILURES.labels(reason=_failure_reason(exc)).inc()
+    if errors and not answered:
+        raise errors[0]
+    return errors
 
 
 def _failure_reason(exc: APIError) -> str:
