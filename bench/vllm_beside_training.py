@@ -17,7 +17,8 @@ and counts the training steps done meanwhile. Prints JSON.
 by the admin call the gateway makes: vLLM's CPU build has no LoRA kernels (it falls back to
 PyTorch ops for punica) and pads every adapter to ``--max-lora-rank``, so one side runs the demo's
 default 16, the other 8 (``--lora-side RANK:DTYPE`` picks others, e.g. ``8:float32``: the
-fallback's ops in float32 rather than bfloat16).
+fallback's ops in float32 rather than bfloat16; ``16:auto:upstream``: vLLM's own per-token LoRA
+ops rather than distillserve's grouped ones, ``distillserve/vllm_plugins/cpu_lora.py``).
 
     .venv/bin/python bench/vllm_beside_training.py [--requests 24] [--concurrency 4] [--max-tokens 32]
 """
@@ -42,6 +43,7 @@ from distillserve.backends.vllm_engine_args import VLLMEngineArgs
 from distillserve.launchers.child_process import free_port, stop_process
 from distillserve.launchers.vllm_process import VLLMProcess
 from distillserve.models.prepared import ensure_smollm2
+from distillserve.vllm_plugins import cpu_lora
 
 PROMPTS = [
     "What is 17 + 25? Answer with the number.",
@@ -169,7 +171,9 @@ def side(
     adapter: Path | None = None,
     max_lora_rank: int = 16,
     dtype: str = "auto",
+    lora_ops: str = "grouped",
 ) -> dict[str, Any]:
+    os.environ[cpu_lora.SWITCH] = lora_ops  # the engine inherits it (vllm_env)
     args = VLLMEngineArgs(
         max_model_len=512, cpu_omp_threads_bind=bind, max_lora_rank=max_lora_rank, dtype=dtype
     )
@@ -201,7 +205,7 @@ def side(
             stop_process(trainer)
         engine.stop()
     return {"vllm_bind": bind or "auto", "train_cores": train_cores or "any", "model": model,
-            "max_lora_rank": max_lora_rank, "dtype": dtype, "quiet": quiet, "beside_training": busy,
+            "max_lora_rank": max_lora_rank, "dtype": dtype, "lora_ops": lora_ops, "quiet": quiet, "beside_training": busy,
             "training_steps_per_s": round(rate, 3)}  # fmt: skip
 
 
@@ -216,8 +220,10 @@ def main() -> None:
         "--lora-side",
         action="append",
         default=None,
-        metavar="RANK:DTYPE",
-        help="a LoRA side's --max-lora-rank and --dtype (repeatable; default 16:auto and 8:auto)",
+        metavar="RANK:DTYPE[:OPS]",
+        help="a LoRA side's --max-lora-rank, --dtype and CPU LoRA ops, grouped (distillserve's "
+        "plugin, the default) or upstream (vLLM's own); repeatable (default 16:auto:upstream, "
+        "16:auto and 8:auto)",
     )
     ap.add_argument("--train", type=Path, default=None, help=argparse.SUPPRESS)  # internal: the trainer
     ap.add_argument("--cores", default=None, help=argparse.SUPPRESS)
@@ -236,15 +242,18 @@ def main() -> None:
             sides["pinned"] = side("pinned", pin, rest, a, Path(tmp))
         if a.lora or a.only_lora:
             adapter = write_adapter(Path(tmp) / "adapter")
-            for spec in a.lora_side or ["16:auto", "8:auto"]:
-                rank, dtype = spec.split(":")
+            for spec in a.lora_side or ["16:auto:upstream", "16:auto", "8:auto"]:
+                rank, dtype, ops = (spec + ":grouped").split(":")[:3]
                 name = f"pinned_lora_max_rank_{rank}" + ("" if dtype == "auto" else f"_{dtype}")
+                name += "_upstream_ops" if ops == "upstream" else ""
                 sides[name] = side(
-                    name, pin, rest, a, Path(tmp), adapter=adapter, max_lora_rank=int(rank), dtype=dtype
-                )
+                    name, pin, rest, a, Path(tmp), adapter=adapter, max_lora_rank=int(rank), dtype=dtype,
+                    lora_ops=ops,
+                )  # fmt: skip
     out: dict[str, Any] = {"cores": len(cores), "sides": sides}
     pairs = [("pinned", "auto")] + [(n, "pinned") for n in sides if n.startswith("pinned_lora")]
     pairs += [(n, "pinned_lora_max_rank_16") for n in sides if n.startswith("pinned_lora_max_rank_8")]
+    pairs += [("pinned_lora_max_rank_16", "pinned_lora_max_rank_16_upstream_ops")]
     for num, den in pairs:
         if num in sides and den in sides:
             out[f"{num}_over_{den}_beside_training"] = {

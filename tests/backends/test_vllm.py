@@ -15,6 +15,7 @@ in the order below (the restart test comes last).
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import socket
 import threading
@@ -251,6 +252,11 @@ def test_chat_through_gateway_is_served_by_live_adapter_with_logprobs(
     text = body.choices[0].message.content
     assert version_of(text) == "v1", text
     assert text == direct_chat(stack.engine, "student@v1")  # what vLLM answers for that adapter
+    # ...through distillserve's grouped CPU LoRA ops (distillserve/vllm_plugins/cpu_lora.py), loaded
+    # by vLLM itself from the package's entry point, in its engine and worker processes.
+    assert re.search(
+        r"(VllmWorker|EngineCore)[^\n]*grouped CPU LoRA ops", (stack.tmp / "vllm.log").read_text()
+    )
     assert version_of(direct_chat(stack.engine, "base")) is None  # the adapter is what changes it
     assert raw.headers["x-distillserve-route"] == "student"
     assert raw.headers["x-distillserve-model"] == "student@v1"
