@@ -20,6 +20,8 @@ This module imports nothing of distillserve: it runs inside vLLM's processes.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -91,54 +93,36 @@ def bgmv_expand(
     )
 
 
-def sgmv_shrink(
-    inputs: torch.Tensor,
-    lora_a_weights: torch.Tensor,
-    output_tensor: torch.Tensor,
-    b_seq_start_loc: torch.Tensor,
-    seq_len_tensor: torch.Tensor,
-    lora_indices_tensor: torch.Tensor,
-    batches: int,
-    max_seq_length: int,
-    token_nums: int,
-    scaling: float,
-) -> None:
-    per_token = torch.repeat_interleave(lora_indices_tensor, seq_len_tensor)
-    bgmv_shrink(inputs, lora_a_weights, output_tensor, per_token, scaling)
+def _per_sequence(bgmv: Callable[..., None]) -> Callable[..., None]:
+    """The prefill (sgmv) form of a bgmv op, in vLLM's signature: one slot per sequence, spread
+    over its tokens (``seq_len_tensor``), then the per-token op with the remaining arguments."""
+
+    def sgmv(
+        inputs: torch.Tensor,
+        weights: torch.Tensor,
+        output_tensor: torch.Tensor,
+        b_seq_start_loc: torch.Tensor,
+        seq_len_tensor: torch.Tensor,
+        lora_indices_tensor: torch.Tensor,
+        batches: int,
+        max_seq_length: int,
+        token_nums: int,
+        *rest: Any,
+    ) -> None:
+        bgmv(
+            inputs,
+            weights,
+            output_tensor,
+            torch.repeat_interleave(lora_indices_tensor, seq_len_tensor),
+            *rest,
+        )
+
+    return sgmv
 
 
-def sgmv_expand(
-    inputs: torch.Tensor,
-    lora_b_weights: torch.Tensor,
-    output_tensor: torch.Tensor,
-    b_seq_start_loc: torch.Tensor,
-    seq_len_tensor: torch.Tensor,
-    lora_indices_tensor: torch.Tensor,
-    batches: int,
-    max_seq_length: int,
-    token_nums: int,
-    add_inputs: bool = False,
-) -> None:
-    per_token = torch.repeat_interleave(lora_indices_tensor, seq_len_tensor)
-    bgmv_expand(inputs, lora_b_weights, output_tensor, per_token, add_inputs)
-
-
-def sgmv_expand_slice(
-    inputs: torch.Tensor,
-    lora_b_weights: torch.Tensor,
-    output_tensor: torch.Tensor,
-    b_seq_start_loc: torch.Tensor,
-    seq_len_tensor: torch.Tensor,
-    lora_indices_tensor: torch.Tensor,
-    batches: int,
-    max_seq_length: int,
-    token_nums: int,
-    slice_offset: int,
-    slice_size: int,
-    add_inputs: bool = False,
-) -> None:
-    per_token = torch.repeat_interleave(lora_indices_tensor, seq_len_tensor)
-    bgmv_expand_slice(inputs, lora_b_weights, output_tensor, per_token, slice_offset, slice_size, add_inputs)
+sgmv_shrink = _per_sequence(bgmv_shrink)
+sgmv_expand = _per_sequence(bgmv_expand)
+sgmv_expand_slice = _per_sequence(bgmv_expand_slice)
 
 
 GROUPED_OPS = {
