@@ -33,6 +33,8 @@ Rows = slice | torch.Tensor
 
 def _groups(indices: torch.Tensor) -> list[tuple[int, Rows]]:
     """(adapter slot, its rows) for each slot in ``indices``; rows of slot -1 (no adapter) left out."""
+    if indices.numel() == 0:
+        return []
     first = int(indices[0])
     if bool((indices == first).all()):
         return [] if first < 0 else [(first, slice(None))]

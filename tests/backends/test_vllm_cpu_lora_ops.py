@@ -90,6 +90,9 @@ def test_rows_without_an_adapter_are_left_alone() -> None:
     out = torch.ones(4, HIDDEN, dtype=torch.bfloat16)
     cpu_lora.bgmv_expand(torch.ones(4, 8), b, out, idx, False)
     assert bool((out[[0, 2]] == 1).all()), "rows of no adapter keep their base output"
+    empty = torch.zeros(0, HIDDEN, dtype=torch.bfloat16)
+    cpu_lora.bgmv_expand(torch.zeros(0, 8), b, empty, torch.zeros(0, dtype=torch.long), True)
+    assert empty.shape == (0, HIDDEN), "an empty batch is a no-op"
     all_base = torch.ones(3, HIDDEN, dtype=torch.bfloat16)
     cpu_lora.bgmv_expand(torch.ones(3, 8), b, all_base, torch.tensor([-1, -1, -1]), True)
     assert bool((all_base == 1).all())
