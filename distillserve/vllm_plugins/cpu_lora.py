@@ -3,9 +3,10 @@
 vLLM's CPU build has no punica kernels: ``PunicaWrapperCPU`` calls its PyTorch fallback
 (``vllm.lora.ops.torch_ops``), which gathers every token's adapter weights
 (``weights[indices]``: a rank × hidden copy per token, per projection, per layer) and multiplies
-token by token. On SmolLM2 with a rank-16 adapter that is 4.2 ms per projection for a 256-token
-prefill against 0.22 ms for the same product done once (``bench/vllm_cpu_lora_ops.py``), and it
-took the demo's vLLM student from 12-22 to 1-8 tokens/s once an adapter was live.
+token by token. On SmolLM2 with a rank-16 adapter that is 3.2 ms per projection pair for a
+256-token prefill against 0.28 ms for the same product done once (``bench/vllm_cpu_lora_ops.py``),
+and on a 2-core machine without AVX512-VNNI it took the demo's vLLM student from 12-22 to
+1-8 tokens/s once an adapter was live.
 
 These ops compute the same thing grouped by adapter: the rows of one adapter in one product, and
 with one adapter in the batch (the usual case) no gather at all. A row without an adapter
@@ -97,7 +98,8 @@ def bgmv_expand(
 
 def _per_sequence(bgmv: Callable[..., None]) -> Callable[..., None]:
     """The prefill (sgmv) form of a bgmv op, in vLLM's signature: one slot per sequence, spread
-    over its tokens (``seq_len_tensor``), then the per-token op with the remaining arguments."""
+    over its tokens (``seq_len_tensor``), then the per-token op with the remaining arguments
+    (``PunicaWrapperCPU`` passes each one, so the per-token op's defaults never apply)."""
 
     def sgmv(
         inputs: torch.Tensor,
