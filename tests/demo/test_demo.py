@@ -66,12 +66,13 @@ def test_short_demo_routes_to_the_student_and_cleans_up(tmp_path: Path) -> None:
     # Held-out `reverse` prompts the traffic never sent, asked of the student before and after the run
     # (the report's before -> after): the base never reverses a word; v1 learned to.
     # Measured 2026-12-04 on 2 cores: held-out 0/24 -> 24/24 (fresh-clone CI run, and a quiet rerun),
-    # 0/24 -> 22/24 beside a busy core; 0.68 after under a load of 11 (an earlier session).
+    # 0/24 -> 22/24 and 24/24 beside a busy core; 0.68 after under a load of 11 (an earlier session).
     [reverse] = summary.heldout
     assert reverse.task == "reverse" and reverse.n >= 20, reverse
     assert reverse.before <= 0.05 and reverse.after - reverse.before >= 0.25, reverse
-    # Last-window quality against teacher-only: 0.987 (fresh-clone CI run), 1.0 quiet, 0.890 beside
-    # a busy core (only v1 live by the end), 0.83-0.96 in earlier sessions' loaded runs. The bound
+    # Last-window quality against teacher-only: 0.987 (fresh-clone CI run), 1.0 quiet, 0.890 and
+    # 0.979 beside a busy core (0.890 with only v1 live by the end), 0.83-0.96 in earlier sessions'
+    # loaded runs. The bound
     # keeps a margin under all of them; a router that sent the student `reverse` without v1 would score about 0.4. The
     # demo's own >= 95% is measured on the 900 s runs (bench/RESULTS.md), not in this test.
     assert summary.quality_ratio_last >= 0.8
