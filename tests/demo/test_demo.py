@@ -72,9 +72,9 @@ def test_short_demo_routes_to_the_student_and_cleans_up(tmp_path: Path) -> None:
     assert reverse.before <= 0.05 and reverse.after - reverse.before >= 0.25, reverse
     # Last-window quality against teacher-only: 0.987 (fresh-clone CI run), 1.0 quiet, 0.890 and
     # 0.979 beside a busy core (0.890 with only v1 live by the end), 0.83-0.96 in earlier sessions'
-    # loaded runs. The bound
-    # keeps a margin under all of them; a router that sent the student `reverse` without v1 would score about 0.4. The
-    # demo's own >= 95% is measured on the 900 s runs (bench/RESULTS.md), not in this test.
+    # loaded runs. The bound keeps a margin under all of them; a router that sent the student
+    # `reverse` without v1 would score about 0.4. The demo's own >= 95% is measured on the 900 s
+    # runs (bench/RESULTS.md), not in this test.
     assert summary.quality_ratio_last >= 0.8
     for name in ("report.md", "summary.json", "teacher_share.png", "quality.png", "latency.png"):
         assert (out / name).stat().st_size > 0, name
