@@ -173,11 +173,16 @@ def side(
     dtype: str = "auto",
     lora_ops: str = "grouped",
 ) -> dict[str, Any]:
-    os.environ[cpu_lora.SWITCH] = lora_ops  # the engine inherits it (vllm_env)
     args = VLLMEngineArgs(
         max_model_len=512, cpu_omp_threads_bind=bind, max_lora_rank=max_lora_rank, dtype=dtype
     )
-    engine = VLLMProcess(ensure_smollm2(), port=free_port(), args=args, log_path=tmp / f"vllm-{name}.log")
+    engine = VLLMProcess(
+        ensure_smollm2(),
+        port=free_port(),
+        args=args,
+        log_path=tmp / f"vllm-{name}.log",
+        env={**os.environ, cpu_lora.SWITCH: lora_ops},  # this side's engine only, not the bench's process
+    )
     engine.start()
     trainer = None
     model = "base"
